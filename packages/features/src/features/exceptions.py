@@ -1,0 +1,5 @@
+"""Errors raised by the features package."""
+
+
+class SpecError(ValueError):
+    """A feature spec is malformed: the message names the file and each offending field."""

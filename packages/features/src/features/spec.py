@@ -1,0 +1,183 @@
+"""The feature spec: one declaration of every input column, the target and the task.
+
+Everything else in this package (the record schema, the columnar validator and the
+preprocessing) is derived from a :class:`FeatureSpec`, so training and serving agree.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from features.exceptions import SpecError
+
+ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+
+class _Column(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ColumnName
+    description: str = ""
+    nullable: bool = True
+
+
+class NumericColumn(_Column):
+    """A real-valued column, optionally bounded, imputed, clipped at quantiles and scaled."""
+
+    kind: Literal["numeric"]
+    min: float | None = None
+    max: float | None = None
+    impute: Literal["mean", "median", "constant"] = "median"
+    fill_value: float | None = None
+    clip_quantiles: tuple[float, float] | None = None
+    scale: Literal["standard", "robust", "minmax", "none"] = "standard"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            msg = f"bounds reversed: min {self.min} is greater than max {self.max}"
+            raise ValueError(msg)
+        if self.impute == "constant" and self.fill_value is None:
+            msg = "impute = 'constant' needs a fill_value"
+            raise ValueError(msg)
+        if self.clip_quantiles is not None:
+            low, high = self.clip_quantiles
+            if not 0.0 <= low < high <= 1.0:
+                msg = f"clip_quantiles must satisfy 0 <= low < high <= 1, got {self.clip_quantiles}"
+                raise ValueError(msg)
+        return self
+
+
+class CategoricalColumn(_Column):
+    """A string column with a declared set of categories.
+
+    ``allow_unknown = false`` makes any other value invalid input; ``true`` accepts it and
+    the encoder maps it to the infrequent bucket (one-hot) or -1 (ordinal).
+    """
+
+    kind: Literal["categorical"]
+    categories: list[str] = Field(min_length=1)
+    allow_unknown: bool = False
+    impute: Literal["most_frequent", "constant"] = "most_frequent"
+    fill_value: str = "missing"
+    encode: Literal["onehot", "ordinal"] = "onehot"
+    min_frequency: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if len(set(self.categories)) != len(self.categories):
+            msg = f"categories repeat a value: {self.categories}"
+            raise ValueError(msg)
+        return self
+
+
+class BooleanColumn(_Column):
+    """A true/false column, used as 0/1 by the model."""
+
+    kind: Literal["boolean"]
+    impute: Literal["most_frequent", "constant"] = "most_frequent"
+    fill_value: bool = False
+
+
+Column = Annotated[NumericColumn | CategoricalColumn | BooleanColumn, Field(discriminator="kind")]
+
+
+class Ratio(BaseModel):
+    """An engineered feature: ``numerator / denominator`` of two numeric features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    numerator: ColumnName
+    denominator: ColumnName
+
+    @property
+    def name(self) -> str:
+        """The output column name, ``<numerator>_per_<denominator>``."""
+        return f"{self.numerator}_per_{self.denominator}"
+
+
+class FeatureSpec(BaseModel):
+    """The whole input contract of one model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    task: Literal["classification", "regression"]
+    target: Column
+    features: list[Column] = Field(min_length=1)
+    ratios: list[Ratio] = []
+    id_column: ColumnName | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        names = [column.name for column in self.features]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            msg = f"duplicate feature column(s): {', '.join(repeated)}"
+            raise ValueError(msg)
+        if self.target.name in names:
+            msg = f"target column {self.target.name!r} is also listed as a feature"
+            raise ValueError(msg)
+        if self.id_column is not None and self.id_column in {*names, self.target.name}:
+            msg = f"id_column {self.id_column!r} is also a feature or the target"
+            raise ValueError(msg)
+        if self.task == "regression" and self.target.kind != "numeric":
+            msg = f"a regression target must be numeric, {self.target.name!r} is {self.target.kind}"
+            raise ValueError(msg)
+        if self.task == "classification" and self.target.kind == "numeric":
+            msg = (
+                "a classification target must be categorical or boolean, "
+                f"{self.target.name!r} is numeric"
+            )
+            raise ValueError(msg)
+        numeric = {c.name for c in self.features if c.kind == "numeric"}
+        for ratio in self.ratios:
+            for side in (ratio.numerator, ratio.denominator):
+                if side not in numeric:
+                    msg = f"ratio {ratio.name!r} uses {side!r}, which is not a numeric feature"
+                    raise ValueError(msg)
+            if ratio.name in names:
+                msg = f"ratio {ratio.name!r} has the name of a feature"
+                raise ValueError(msg)
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Input feature columns, in spec order."""
+        return [column.name for column in self.features]
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> FeatureSpec:
+        """Load and check a spec file; a bad file raises :class:`SpecError` naming each problem."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            msg = f"{path}: feature spec not found"
+            raise SpecError(msg) from None
+        except tomllib.TOMLDecodeError as error:
+            msg = f"{path}: not valid TOML: {error}"
+            raise SpecError(msg) from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "feature spec") -> FeatureSpec:
+        """Check a spec given as plain data (for example a manifest's copy of it)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise SpecError(format_errors(source, "invalid feature spec", error)) from None
+
+
+def format_errors(source: str, title: str, error: ValidationError) -> str:
+    """Render pydantic errors one per line as ``location: message``."""
+    lines = [f"{source}: {title}:"]
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {location}: {item['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,186 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from features import FeatureSpec, record_model, validate_frame
+from features.testing import sample_frame
+
+
+def issues_of(spec: FeatureSpec, frame: pd.DataFrame, **kwargs: bool) -> list[tuple[int, str, str]]:
+    report = validate_frame(spec, frame, **kwargs).report
+    return list(report.issues.itertuples(index=False, name=None))
+
+
+def test_penguins_table_is_valid(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
+    result = validate_frame(spec, penguins, require_target=True)
+    assert result.report.n_valid == len(penguins) == 344
+    assert result.report.extra_columns == ("year",)
+    assert list(result.valid.columns) == [*spec.feature_names, "species"]
+    assert result.valid["bill_length_mm"].dtype == np.float64
+
+
+def test_regression_target_nulls_are_reported(
+    regression_spec: FeatureSpec, penguins: pd.DataFrame
+) -> None:
+    result = validate_frame(regression_spec, penguins, require_target=True)
+    assert result.report.invalid_rows.tolist() == [3, 271]
+    assert set(result.report.issues["reason"]) == {"null not allowed"}
+    assert len(result.valid) == 342
+    assert "3 rows" not in result.report.summary()
+    assert "body_mass_g: null not allowed (2 rows)" in result.report.summary()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("bill_length_mm", "long", "wrong type: expected a number"),
+        ("bill_length_mm", True, "wrong type: expected a number"),
+        ("bill_length_mm", math.inf, "not finite"),
+        ("bill_length_mm", -math.inf, "not finite"),
+        ("bill_length_mm", 95.0, "above maximum 80"),
+        ("bill_length_mm", 5.0, "below minimum 20"),
+        ("sex", "unknown", "category not allowed (allowed: female, male)"),
+        ("sex", 1, "wrong type: expected a string"),
+        ("island", None, "null not allowed"),
+        ("island", math.nan, "null not allowed"),
+    ],
+)
+def test_each_rule_reports_row_column_reason(
+    spec: FeatureSpec, record: dict[str, object], column: str, value: object, reason: str
+) -> None:
+    frame = pd.DataFrame([record, {**record, column: value}, record])
+    result = validate_frame(spec, frame)
+    assert issues_of(spec, frame) == [(1, column, reason)]
+    assert result.valid.index.tolist() == [0, 2]
+
+
+def test_typed_columns_are_checked_without_objects(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    frame = pd.DataFrame([record] * 3)
+    frame["bill_length_mm"] = [40.0, np.nan, 200.0]  # float64 column
+    frame["island"] = pd.Series(["Dream", None, "Biscoe"], dtype="string")
+    assert issues_of(spec, frame) == [
+        (1, "island", "null not allowed"),
+        (2, "bill_length_mm", "above maximum 80"),
+    ]
+
+
+def test_missing_column_rejects_every_row(spec: FeatureSpec, record: dict[str, object]) -> None:
+    frame = pd.DataFrame([record, record]).drop(columns="sex")
+    result = validate_frame(spec, frame)
+    assert result.report.missing_columns == ("sex",)
+    assert issues_of(spec, frame) == [(0, "sex", "missing column"), (1, "sex", "missing column")]
+    assert result.valid.empty
+
+
+def test_wrong_dtype_column(spec: FeatureSpec, record: dict[str, object]) -> None:
+    frame = pd.DataFrame([record, record])
+    frame["flipper_length_mm"] = pd.to_datetime(["2020-01-01", "2020-01-02"])
+    assert {r for _, _, r in issues_of(spec, frame)} == {"wrong type: expected a number"}
+
+
+def test_target_checked_only_when_required(spec: FeatureSpec, record: dict[str, object]) -> None:
+    frame = pd.DataFrame([{**record, "species": "Emperor"}])
+    assert issues_of(spec, frame) == []
+    assert issues_of(spec, frame, require_target=True) == [
+        (0, "species", "category not allowed (allowed: Adelie, Chinstrap, Gentoo)")
+    ]
+
+
+def test_boolean_column() -> None:
+    spec = FeatureSpec.from_dict(
+        {
+            "name": "b",
+            "task": "regression",
+            "target": {"name": "y", "kind": "numeric"},
+            "features": [{"name": "flag", "kind": "boolean", "nullable": False}],
+        }
+    )
+    frame = pd.DataFrame({"flag": [True, False, "yes", None, 1]}, dtype=object)
+    result = validate_frame(spec, frame)
+    assert issues_of(spec, frame) == [
+        (2, "flag", "wrong type: expected true or false"),
+        (3, "flag", "null not allowed"),
+        (4, "flag", "wrong type: expected true or false"),
+    ]
+    assert result.valid["flag"].tolist() == [1.0, 0.0]
+
+
+def test_id_column_is_carried_and_extra_reported(
+    record: dict[str, object], spec: FeatureSpec
+) -> None:
+    with_id = FeatureSpec.from_dict({**spec.model_dump(mode="json"), "id_column": "tag"})
+    frame = pd.DataFrame([{**record, "tag": "P-1", "note": "x"}])
+    result = validate_frame(with_id, frame)
+    assert result.valid["tag"].tolist() == ["P-1"]
+    assert result.report.extra_columns == ("note",)
+
+
+def test_reasons_by_row_joins_every_problem(spec: FeatureSpec, record: dict[str, object]) -> None:
+    frame = pd.DataFrame([record, {**record, "sex": "x", "bill_depth_mm": 99.0}])
+    reasons = validate_frame(spec, frame).report.reasons_by_row()
+    assert reasons["row"].tolist() == [1]
+    assert reasons["reasons"].tolist() == [
+        "bill_depth_mm: above maximum 30; sex: category not allowed (allowed: female, male)"
+    ]
+
+
+def test_sample_frame_is_valid(spec: FeatureSpec) -> None:
+    frame = sample_frame(spec, 500, seed=3)
+    assert validate_frame(spec, frame, require_target=True).report.n_invalid == 0
+
+
+# The columnar validator and the record model must agree on every record.
+values = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-10, 10_000),
+    st.booleans(),
+    st.sampled_from(["Dream", "Biscoe", "Anvers", "female", "male", "other", "", "42"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional=dict.fromkeys(
+                [
+                    "island",
+                    "bill_length_mm",
+                    "bill_depth_mm",
+                    "flipper_length_mm",
+                    "body_mass_g",
+                    "sex",
+                ],
+                values,
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_validator_agrees_with_record_model(
+    spec: FeatureSpec, rows: list[dict[str, object]]
+) -> None:
+    Record = record_model(spec)
+    frame = pd.DataFrame(rows, columns=spec.feature_names, dtype=object)
+    invalid = set(validate_frame(spec, frame).report.invalid_rows.tolist())
+    for position, row in enumerate(rows):
+        full = {name: row.get(name) for name in spec.feature_names}
+        try:
+            Record.model_validate(full)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        nan_as_null = any(isinstance(v, float) and math.isnan(v) for v in full.values())
+        if nan_as_null:
+            continue  # NaN is a null in a frame but a non-finite number in JSON; tested above
+        assert accepted == (position not in invalid), (row, accepted)
