@@ -5,6 +5,10 @@ from importlib import metadata
 import pytest
 from packaging.requirements import Requirement
 
+import features
+import model
+import serving
+
 CHAIN = {"model": "features", "serving": "model"}
 
 
@@ -17,9 +21,5 @@ def test_sibling_range_admits_installed_version(package: str, sibling: str) -> N
 
 
 def test_each_package_reports_its_version() -> None:
-    import features
-    import model
-    import serving
-
     for module in (features, model, serving):
         assert module.__version__ == metadata.version(module.__name__)
