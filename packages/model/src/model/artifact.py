@@ -1,0 +1,274 @@
+"""The model artifact: a directory with the skops pipeline, a manifest and a model card.
+
+Loading verifies before it trusts: the manifest's format version, every file's sha256, the
+features version (train/serve skew), and the types inside the skops file against a list fixed
+in this module, all before a single object is constructed. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import skops.io as sio
+from packaging.version import Version
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sklearn.pipeline import Pipeline
+
+import features
+from features import FeatureSpec, ValidationReport, validate_frame
+from model.exceptions import ArtifactError
+
+FORMAT_VERSION = 1
+"""Version of the artifact layout and manifest schema.
+
+Bump it on any incompatible change to either; then either keep reading the previous version
+(and keep a test that loads one) or refuse it with a message that says to retrain.
+"""
+
+PIPELINE_FILE = "pipeline.skops"
+MANIFEST_FILE = "manifest.json"
+CARD_FILE = "MODEL_CARD.md"
+FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle")
+
+TRUSTED_TYPES: tuple[str, ...] = (
+    "features.transformers.QuantileClipper",
+    "features.transformers.RatioFeatures",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+)
+"""Types beyond skops' own safe defaults that a pipeline may hold. Reviewed code, never data:
+extend it only for a type whose construction cannot run arbitrary code."""
+
+
+class Manifest(BaseModel):
+    """What an artifact is and how it was made (``manifest.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int
+    model_name: str
+    model_version: str
+    task: str
+    created_at: datetime
+    git_commit: str | None
+    versions: dict[str, str]
+    config: dict[str, Any]
+    feature_spec: dict[str, Any]
+    metrics: dict[str, float]
+    cv_metrics: dict[str, dict[str, float]]
+    data: dict[str, Any]
+    classes: list[str] | None
+    files: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predictions for the valid rows, indexed like the input, and the report of the others."""
+
+    predictions: pd.Series
+    probabilities: pd.DataFrame | None
+    report: ValidationReport
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified, loaded model."""
+
+    path: Path
+    manifest: Manifest
+    spec: FeatureSpec
+    pipeline: Pipeline
+
+    @property
+    def name(self) -> str:
+        """The model's name (the training config's ``name``)."""
+        return self.manifest.model_name
+
+    @property
+    def version(self) -> str:
+        """``<model package version>+<first 12 hex of the pipeline's sha256>``."""
+        return self.manifest.model_version
+
+    def predict(self, frame: pd.DataFrame) -> Prediction:
+        """Validate ``frame`` with the spec and predict its valid rows."""
+        result = validate_frame(self.spec, frame)
+        valid = result.valid
+        if valid.empty:
+            return Prediction(pd.Series([], dtype=object), None, result.report)
+        X = valid[self.spec.feature_names]
+        predictions = pd.Series(self.pipeline.predict(X), index=valid.index, name="prediction")
+        probabilities = None
+        if self.spec.task == "classification":
+            probabilities = pd.DataFrame(
+                self.pipeline.predict_proba(X),
+                index=valid.index,
+                columns=[str(c) for c in self.pipeline.classes_],
+            )
+        return Prediction(predictions, probabilities, result.report)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_artifact(directory: Path, pipeline: Pipeline, manifest: dict[str, Any], card: str) -> Path:
+    """Write an artifact atomically: build it beside ``directory``, then swap it in.
+
+    ``manifest`` is completed here with ``format_version``, ``model_version`` and ``files``.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
+        sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        files = {name: sha256_file(staging / name) for name in (PIPELINE_FILE, CARD_FILE)}
+        version = f"{manifest['versions']['model']}+{files[PIPELINE_FILE][:12]}"
+        full = {**manifest, "format_version": FORMAT_VERSION, "model_version": version,
+                "files": files}
+        Manifest.model_validate(full)
+        (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse and check ``manifest.json`` (plain JSON: reading it runs nothing)."""
+    manifest_path = Path(path) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        msg = f"{path}: not a model artifact (no {MANIFEST_FILE})"
+        raise ArtifactError(msg)
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        msg = f"{manifest_path}: not valid JSON ({error}); the artifact is damaged"
+        raise ArtifactError(msg) from None
+    if not isinstance(raw, dict):
+        msg = f"{manifest_path}: expected a JSON object"
+        raise ArtifactError(msg)
+    if raw.get("format_version") != FORMAT_VERSION:
+        msg = (
+            f"{path}: artifact format version {raw.get('format_version')!r} is not supported "
+            f"(this model package reads version {FORMAT_VERSION}); retrain the model"
+        )
+        raise ArtifactError(msg)
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as error:
+        msg = f"{manifest_path}: malformed manifest: {error.error_count()} problem(s), first: "
+        msg += f"{'.'.join(map(str, error.errors()[0]['loc']))}: {error.errors()[0]['msg']}"
+        raise ArtifactError(msg) from None
+
+
+def _verify_files(path: Path, manifest: Manifest) -> None:
+    present = sorted(p.name for p in path.iterdir() if p.name != MANIFEST_FILE)
+    for name in present:
+        if name.lower().endswith(FORBIDDEN_SUFFIXES):
+            msg = f"{path / name}: pickle/joblib files are refused; artifacts use skops only"
+            raise ArtifactError(msg)
+        if name not in manifest.files:
+            msg = f"{path / name}: file not listed in the manifest; refusing the artifact"
+            raise ArtifactError(msg)
+    for name, expected in sorted(manifest.files.items()):
+        file = path / name
+        if Path(name).name != name or not file.is_file():
+            msg = f"{file}: listed in the manifest but missing"
+            raise ArtifactError(msg)
+        if sha256_file(file) != expected:
+            msg = f"{file}: sha256 does not match the manifest; the file was changed or truncated"
+            raise ArtifactError(msg)
+    if PIPELINE_FILE not in manifest.files:
+        msg = f"{path}: the manifest lists no {PIPELINE_FILE}"
+        raise ArtifactError(msg)
+
+
+def _check_skew(path: Path, manifest: Manifest) -> None:
+    trained = manifest.versions.get("features", "")
+    try:
+        trained_release = Version(trained).release[:2]
+    except ValueError:
+        trained_release = ()
+    installed = Version(features.__version__)
+    if trained_release != installed.release[:2]:
+        msg = (
+            f"{path}: trained with features {trained or '(unknown)'}, but features "
+            f"{installed} is installed; major.minor must match (train/serve skew). "
+            f"Install features=={trained} or retrain"
+        )
+        raise ArtifactError(msg)
+
+
+def _load_pipeline(file: Path) -> Pipeline:
+    with file.open("rb") as handle:
+        head = handle.read(4)
+    if head[:1] == b"\x80" or not head.startswith(b"PK"):
+        msg = f"{file}: not a skops file (a pickle or something else); refused"
+        raise ArtifactError(msg)
+    try:
+        untrusted = sio.get_untrusted_types(file=file)
+    except Exception as error:
+        msg = f"{file}: unreadable skops file: {error}"
+        raise ArtifactError(msg) from None
+    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unknown:
+        msg = f"{file}: holds types outside the trusted list: {', '.join(unknown)}"
+        raise ArtifactError(msg)
+    pipeline = sio.load(file, trusted=list(TRUSTED_TYPES))
+    if not isinstance(pipeline, Pipeline):
+        msg = f"{file}: holds a {type(pipeline).__name__}, expected a scikit-learn Pipeline"
+        raise ArtifactError(msg)
+    return pipeline
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Verify and load an artifact directory; refuse it with :class:`ArtifactError` when
+    anything is off (see the module docstring for the order of checks)."""
+    path = Path(path)
+    if not path.is_dir():
+        msg = f"{path}: artifact directory not found"
+        raise ArtifactError(msg)
+    manifest = read_manifest(path)
+    _verify_files(path, manifest)
+    _check_skew(path, manifest)
+    spec = FeatureSpec.from_dict(manifest.feature_spec, source=f"{path / MANIFEST_FILE}")
+    pipeline = _load_pipeline(path / PIPELINE_FILE)
+    return Artifact(path=path, manifest=manifest, spec=spec, pipeline=pipeline)
+
+
+def default_artifact_dir() -> Path:
+    """Where the bundled default artifact lives inside the installed ``model`` package."""
+    return Path(str(resources.files("model"))) / "default_artifact"
+
+
+def load_default() -> Artifact:
+    """Load the artifact bundled in this installation of ``model`` (see ``model train --bundle``)."""
+    path = default_artifact_dir()
+    if not (path / MANIFEST_FILE).is_file():
+        msg = (
+            "no default artifact is bundled in this installation of model; "
+            "train one with `uv run model train --bundle`, or pass an artifact path"
+        )
+        raise ArtifactError(msg)
+    return load_artifact(path)

@@ -1,0 +1,153 @@
+"""`model` command: train, evaluate and inspect artifacts.
+
+Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 3 quality gate failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from features import SpecError
+from model.artifact import Artifact, default_artifact_dir, load_artifact, load_default
+from model.config import TrainConfig
+from model.data import read_table
+from model.exceptions import ModelError, QualityGateError
+from model.saving import save_result
+from model.training import score_frame, train
+
+DEFAULT_CONFIG = Path("configs/penguins_species.toml")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _metrics_table(title: str, metrics: dict[str, float], cv: dict[str, dict[str, float]] | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("holdout" if cv is not None else "value", justify="right")
+    if cv is not None:
+        table.add_column("CV mean ± std", justify="right")
+    for name, value in metrics.items():
+        row = [name, f"{value:.4f}"]
+        if cv is not None:
+            row.append(f"{cv[name]['mean']:.4f} ± {cv[name]['std']:.4f}")
+        table.add_row(*row)
+    return table
+
+
+def _train(args: argparse.Namespace) -> int:
+    config_path = args.config or DEFAULT_CONFIG
+    if args.config is None and not DEFAULT_CONFIG.is_file():
+        msg = (
+            f"no --config given and {DEFAULT_CONFIG} is not in the current directory; "
+            "run from the workspace root or pass --config PATH"
+        )
+        raise ModelError(msg)
+    config = TrainConfig.from_toml(config_path)
+    started = time.perf_counter()
+    with err.status(f"training {config.name}…") as status:
+        result = train(config, progress=lambda step: status.update(f"{config.name}: {step}…"))
+    seconds = time.perf_counter() - started
+    report = result.report
+    out.print(f"[bold]{config.name}[/]: {config.estimator.kind} on {report.n_rows} rows "
+              f"({report.n_invalid} rejected by validation) in {seconds:.1f}s")
+    if report.n_invalid or report.extra_columns:
+        out.print(report.summary())
+    out.print(_metrics_table("metrics", result.metrics, result.cv_metrics))
+    failures = config.gate.failures(result.metrics)
+    if failures:
+        msg = "quality gate failed, no artifact written: " + "; ".join(failures)
+        raise QualityGateError(msg)
+    output = default_artifact_dir() if args.bundle else args.output or Path("artifacts") / config.name
+    save_result(result, output)
+    artifact = load_artifact(output)
+    out.print(f"artifact [bold]{artifact.name}[/] {artifact.version} written to {output}")
+    return 0
+
+
+def _artifact(path: Path | None) -> Artifact:
+    return load_default() if path is None else load_artifact(path)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    artifact = _artifact(args.artifact)
+    data = args.data or Path(artifact.manifest.config["data"])
+    metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))
+    out.print(f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "
+              f"{report.n_invalid} rejected")
+    if report.n_invalid:
+        out.print(report.summary())
+    out.print(_metrics_table("metrics", metrics))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    artifact = _artifact(args.artifact)
+    m = artifact.manifest
+    table = Table(show_header=False, title=f"{m.model_name} {m.model_version}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = {
+        "path": str(artifact.path),
+        "task": f"{m.task} (target {artifact.spec.target.name})",
+        "estimator": str(m.config["estimator"]),
+        "features": ", ".join(artifact.spec.feature_names),
+        "classes": ", ".join(m.classes or []) or "-",
+        "created": f"{m.created_at.isoformat()} (git {m.git_commit or 'unknown'})",
+        "data": f"{m.data['file']}: {m.data['rows']} rows, sha256 {m.data['sha256'][:16]}…",
+        "metrics": ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()),
+        "versions": ", ".join(f"{k} {v}" for k, v in m.versions.items()),
+        "files": ", ".join(f"{k} {v[:12]}…" for k, v in m.files.items()),
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    out.print(table)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    root = argparse.ArgumentParser(prog="model", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True)
+
+    train_cmd = commands.add_parser("train", help="train, evaluate and write an artifact")
+    train_cmd.add_argument("--config", type=Path, help=f"training config (default {DEFAULT_CONFIG})")
+    where = train_cmd.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, help="artifact directory (default artifacts/NAME)")
+    where.add_argument("--bundle", action="store_true",
+                       help="write into the installed model package, as its default artifact")
+    train_cmd.set_defaults(run=_train)
+
+    evaluate_cmd = commands.add_parser("evaluate", help="re-score an artifact on a table")
+    evaluate_cmd.add_argument("artifact", type=Path, nargs="?", help="default: the bundled one")
+    evaluate_cmd.add_argument("--data", type=Path, help="CSV or Parquet (default: training data)")
+    evaluate_cmd.set_defaults(run=_evaluate)
+
+    info_cmd = commands.add_parser("info", help="print an artifact's manifest")
+    info_cmd.add_argument("artifact", type=Path, nargs="?", help="default: the bundled one")
+    info_cmd.set_defaults(run=_info)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``model`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except QualityGateError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        return 3
+    except (ModelError, SpecError) as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The training config: which spec, which data, which estimator, how to split, what gate to pass."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from features.spec import format_errors
+from model.estimators import EstimatorConfig
+from model.exceptions import ConfigError
+
+
+class Gate(BaseModel):
+    """Minimum quality for an artifact to be written as releasable (holdout metrics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_balanced_accuracy: float | None = Field(None, ge=0, le=1)
+    min_accuracy: float | None = Field(None, ge=0, le=1)
+    max_rmse: float | None = Field(None, gt=0)
+    min_r2: float | None = Field(None, le=1)
+
+    def failures(self, metrics: dict[str, float]) -> list[str]:
+        """The gate's conditions that ``metrics`` miss, as readable sentences."""
+        checks = [
+            ("balanced_accuracy", self.min_balanced_accuracy, ">="),
+            ("accuracy", self.min_accuracy, ">="),
+            ("rmse", self.max_rmse, "<="),
+            ("r2", self.min_r2, ">="),
+        ]
+        failed = []
+        for metric, bound, op in checks:
+            if bound is None:
+                continue
+            value = metrics.get(metric)
+            if value is None:
+                failed.append(f"{metric} is not measured for this task but the gate needs it")
+            elif (op == ">=" and value < bound) or (op == "<=" and value > bound):
+                failed.append(f"{metric} {value:.4f} is not {op} {bound}")
+        return failed
+
+
+class TrainConfig(BaseModel):
+    """One training run. Relative paths are resolved against the config file's folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    spec: Path
+    data: Path
+    estimator: EstimatorConfig
+    seed: int = Field(42, ge=0)
+    test_size: float = Field(0.2, gt=0, lt=1)
+    cv_folds: int = Field(5, ge=2, le=20)
+    max_invalid_share: float = Field(0.05, ge=0, le=1)
+    gate: Gate = Gate()
+
+    @model_validator(mode="after")
+    def _known_format(self) -> Self:
+        if self.data.suffix.lower() not in {".csv", ".parquet"}:
+            msg = f"data must be a .csv or .parquet file, got {self.data.name!r}"
+            raise ValueError(msg)
+        return self
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        """Load a config file; a bad one raises :class:`ConfigError` naming each field."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            msg = f"{path}: training config not found"
+            raise ConfigError(msg) from None
+        except tomllib.TOMLDecodeError as error:
+            msg = f"{path}: not valid TOML: {error}"
+            raise ConfigError(msg) from None
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as error:
+            raise ConfigError(format_errors(str(path), "invalid training config", error)) from None
+        base = path.parent
+        return config.model_copy(update={"spec": base / config.spec, "data": base / config.data})

@@ -1,0 +1,39 @@
+"""Reading a training or evaluation table, and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from model.exceptions import DataError
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (by extension) into a DataFrame, with clear errors."""
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet"}:
+        msg = f"{path}: unsupported format {suffix or '(none)'!r}; use .csv or .parquet"
+        raise DataError(msg)
+    if not path.is_file():
+        msg = f"{path}: data file not found"
+        raise DataError(msg)
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        return pq.read_table(path).to_pandas()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException, UnicodeError) as err:
+        msg = f"{path}: cannot read as {suffix[1:]}: {err}"
+        raise DataError(msg) from None
+
+
+def fingerprint(path: Path, n_rows: int) -> dict[str, str | int]:
+    """The sha256 of the file's bytes and its row count, for the manifest."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": path.name, "sha256": digest.hexdigest(), "rows": n_rows}

@@ -1,0 +1,85 @@
+"""The estimators a config may choose, each with validated hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+
+Task = Literal["classification", "regression"]
+
+
+class _Estimator(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def build(self, task: Task, seed: int) -> BaseEstimator:
+        """A fresh, unfitted scikit-learn estimator for ``task``."""
+        raise NotImplementedError
+
+
+class Linear(_Estimator):
+    """Logistic regression (classification) or ridge regression (regression)."""
+
+    kind: Literal["linear"]
+    C: float = Field(1.0, gt=0, description="inverse regularisation strength (classification)")
+    alpha: float = Field(1.0, ge=0, description="L2 penalty (regression)")
+    max_iter: int = Field(1000, ge=10, le=100_000)
+
+    def build(self, task: Task, seed: int) -> BaseEstimator:
+        if task == "classification":
+            return LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=seed)
+        return Ridge(alpha=self.alpha, max_iter=self.max_iter, random_state=seed)
+
+
+class RandomForest(_Estimator):
+    """A random forest."""
+
+    kind: Literal["random_forest"]
+    n_estimators: int = Field(200, ge=1, le=5000)
+    max_depth: int | None = Field(None, ge=1)
+    min_samples_leaf: int = Field(1, ge=1)
+
+    def build(self, task: Task, seed: int) -> BaseEstimator:
+        cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
+        return cls(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            random_state=seed,
+            n_jobs=1,
+        )
+
+
+class HistGradientBoosting(_Estimator):
+    """Histogram gradient boosting."""
+
+    kind: Literal["hist_gradient_boosting"]
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    max_iter: int = Field(200, ge=1, le=10_000)
+    max_depth: int | None = Field(None, ge=1)
+    l2_regularization: float = Field(0.0, ge=0)
+
+    def build(self, task: Task, seed: int) -> BaseEstimator:
+        cls = (
+            HistGradientBoostingClassifier
+            if task == "classification"
+            else HistGradientBoostingRegressor
+        )
+        return cls(
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            max_depth=self.max_depth,
+            l2_regularization=self.l2_regularization,
+            random_state=seed,
+        )
+
+
+EstimatorConfig = Annotated[Linear | RandomForest | HistGradientBoosting, Field(discriminator="kind")]
