@@ -1,10 +1,45 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from model import Artifact, TrainConfig, TrainResult, load_artifact, save_result, train
+
 ROOT = Path(__file__).resolve().parents[3]
+CONFIGS = ROOT / "configs"
 
 
 @pytest.fixture(scope="session")
 def workspace() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def species_config() -> TrainConfig:
+    return TrainConfig.from_toml(CONFIGS / "penguins_species.toml")
+
+
+@pytest.fixture(scope="session")
+def body_mass_config() -> TrainConfig:
+    return TrainConfig.from_toml(CONFIGS / "penguins_body_mass.toml")
+
+
+@pytest.fixture(scope="session")
+def species_result(species_config: TrainConfig) -> TrainResult:
+    return train(species_config)
+
+
+@pytest.fixture(scope="session")
+def saved(species_result: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine artifact; tests that tamper copy it first (see ``artifact_copy``)."""
+    return save_result(species_result, tmp_path_factory.mktemp("artifacts") / "species")
+
+
+@pytest.fixture
+def artifact(saved: Path) -> Artifact:
+    return load_artifact(saved)
+
+
+@pytest.fixture
+def penguins() -> pd.DataFrame:
+    return pd.read_csv(ROOT / "data" / "penguins.csv")

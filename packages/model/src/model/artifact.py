@@ -54,7 +54,7 @@ extend it only for a type whose construction cannot run arbitrary code."""
 class Manifest(BaseModel):
     """What an artifact is and how it was made (``manifest.json``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     format_version: int
     model_name: str
@@ -127,7 +127,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_artifact(directory: Path, pipeline: Pipeline, manifest: dict[str, Any], card: str) -> Path:
+def write_artifact(
+    directory: Path, pipeline: Pipeline, manifest: dict[str, Any], card: str
+) -> Path:
     """Write an artifact atomically: build it beside ``directory``, then swap it in.
 
     ``manifest`` is completed here with ``format_version``, ``model_version`` and ``files``.
@@ -141,8 +143,12 @@ def write_artifact(directory: Path, pipeline: Pipeline, manifest: dict[str, Any]
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         files = {name: sha256_file(staging / name) for name in (PIPELINE_FILE, CARD_FILE)}
         version = f"{manifest['versions']['model']}+{files[PIPELINE_FILE][:12]}"
-        full = {**manifest, "format_version": FORMAT_VERSION, "model_version": version,
-                "files": files}
+        full = {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "model_version": version,
+            "files": files,
+        }
         Manifest.model_validate(full)
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         if directory.exists():
@@ -263,7 +269,7 @@ def default_artifact_dir() -> Path:
 
 
 def load_default() -> Artifact:
-    """Load the artifact bundled in this installation of ``model`` (see ``model train --bundle``)."""
+    """Load the artifact bundled in the installed ``model`` (see ``model train --bundle``)."""
     path = default_artifact_dir()
     if not (path / MANIFEST_FILE).is_file():
         msg = (

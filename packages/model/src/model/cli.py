@@ -24,11 +24,13 @@ from model.training import score_frame, train
 
 DEFAULT_CONFIG = Path("configs/penguins_species.toml")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
-def _metrics_table(title: str, metrics: dict[str, float], cv: dict[str, dict[str, float]] | None = None) -> Table:
+def _metrics_table(
+    title: str, metrics: dict[str, float], cv: dict[str, dict[str, float]] | None = None
+) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("holdout" if cv is not None else "value", justify="right")
@@ -56,8 +58,10 @@ def _train(args: argparse.Namespace) -> int:
         result = train(config, progress=lambda step: status.update(f"{config.name}: {step}…"))
     seconds = time.perf_counter() - started
     report = result.report
-    out.print(f"[bold]{config.name}[/]: {config.estimator.kind} on {report.n_rows} rows "
-              f"({report.n_invalid} rejected by validation) in {seconds:.1f}s")
+    out.print(
+        f"[bold]{config.name}[/]: {config.estimator.kind} on {report.n_rows} rows "
+        f"({report.n_invalid} rejected by validation) in {seconds:.1f}s"
+    )
     if report.n_invalid or report.extra_columns:
         out.print(report.summary())
     out.print(_metrics_table("metrics", result.metrics, result.cv_metrics))
@@ -65,7 +69,9 @@ def _train(args: argparse.Namespace) -> int:
     if failures:
         msg = "quality gate failed, no artifact written: " + "; ".join(failures)
         raise QualityGateError(msg)
-    output = default_artifact_dir() if args.bundle else args.output or Path("artifacts") / config.name
+    output = (
+        default_artifact_dir() if args.bundle else args.output or Path("artifacts") / config.name
+    )
     save_result(result, output)
     artifact = load_artifact(output)
     out.print(f"artifact [bold]{artifact.name}[/] {artifact.version} written to {output}")
@@ -80,8 +86,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     artifact = _artifact(args.artifact)
     data = args.data or Path(artifact.manifest.config["data"])
     metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))
-    out.print(f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "
-              f"{report.n_invalid} rejected")
+    out.print(
+        f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "
+        f"{report.n_invalid} rejected"
+    )
     if report.n_invalid:
         out.print(report.summary())
     out.print(_metrics_table("metrics", metrics))
@@ -91,7 +99,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     artifact = _artifact(args.artifact)
     m = artifact.manifest
-    table = Table(show_header=False, title=f"{m.model_name} {m.model_version}", title_justify="left")
+    table = Table(
+        show_header=False, title=f"{m.model_name} {m.model_version}", title_justify="left"
+    )
     table.add_column(style="bold")
     table.add_column()
     rows = {
@@ -118,11 +128,16 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
 
     train_cmd = commands.add_parser("train", help="train, evaluate and write an artifact")
-    train_cmd.add_argument("--config", type=Path, help=f"training config (default {DEFAULT_CONFIG})")
+    train_cmd.add_argument(
+        "--config", type=Path, help=f"training config (default {DEFAULT_CONFIG})"
+    )
     where = train_cmd.add_mutually_exclusive_group()
     where.add_argument("--output", type=Path, help="artifact directory (default artifacts/NAME)")
-    where.add_argument("--bundle", action="store_true",
-                       help="write into the installed model package, as its default artifact")
+    where.add_argument(
+        "--bundle",
+        action="store_true",
+        help="write into the installed model package, as its default artifact",
+    )
     train_cmd.set_defaults(run=_train)
 
     evaluate_cmd = commands.add_parser("evaluate", help="re-score an artifact on a table")

@@ -24,10 +24,16 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
-        return pq.read_table(path).to_pandas()
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException, UnicodeError) as err:
+        table: pd.DataFrame = pq.read_table(path).to_pandas()
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        pa.ArrowException,
+        UnicodeError,
+    ) as err:
         msg = f"{path}: cannot read as {suffix[1:]}: {err}"
         raise DataError(msg) from None
+    return table
 
 
 def fingerprint(path: Path, n_rows: int) -> dict[str, str | int]:

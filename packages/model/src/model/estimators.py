@@ -82,4 +82,6 @@ class HistGradientBoosting(_Estimator):
         )
 
 
-EstimatorConfig = Annotated[Linear | RandomForest | HistGradientBoosting, Field(discriminator="kind")]
+EstimatorConfig = Annotated[
+    Linear | RandomForest | HistGradientBoosting, Field(discriminator="kind")
+]

@@ -18,7 +18,7 @@ _RECORDED = ("model", "features", "scikit-learn", "skops", "numpy", "pandas", "p
 def _git_commit(where: Path) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, no shell
+            ["git", "rev-parse", "HEAD"],
             cwd=where,
             capture_output=True,
             text=True,

@@ -1,0 +1,189 @@
+import json
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
+
+import features
+import model
+from model import FORMAT_VERSION, Artifact, ArtifactError, TrainResult, load_artifact
+from model.artifact import MANIFEST_FILE, PIPELINE_FILE, sha256_file
+
+
+@pytest.fixture
+def copy(saved: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "artifact"
+    shutil.copytree(saved, target)
+    return target
+
+
+def edit_manifest(path: Path, **changes: object) -> None:
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    manifest.update(changes)
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def rehash(path: Path) -> None:
+    """What an attacker who can write the directory would do: make the hashes match again."""
+    files = {p.name: sha256_file(p) for p in path.iterdir() if p.name != MANIFEST_FILE}
+    edit_manifest(path, files=files)
+
+
+def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "MODEL_CARD.md",
+        "manifest.json",
+        "pipeline.skops",
+    ]
+    manifest = json.loads((saved / MANIFEST_FILE).read_text())
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["model_name"] == "penguins-species"
+    assert manifest["task"] == "classification"
+    assert manifest["versions"]["features"] == features.__version__
+    assert manifest["versions"]["model"] == model.__version__
+    assert {"scikit-learn", "python", "skops"} <= manifest["versions"].keys()
+    assert manifest["feature_spec"]["target"]["name"] == "species"
+    assert manifest["config"]["estimator"]["kind"] == "linear"
+    assert manifest["metrics"] == species_result.metrics
+    assert manifest["data"]["rows"] == 344
+    assert len(manifest["data"]["sha256"]) == 64
+    assert manifest["files"] == {
+        name: sha256_file(saved / name) for name in ("pipeline.skops", "MODEL_CARD.md")
+    }
+    assert (
+        manifest["model_version"] == f"{model.__version__}+{manifest['files'][PIPELINE_FILE][:12]}"
+    )
+    assert manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert "created_at" in manifest
+    assert "git_commit" in manifest
+    card = (saved / "MODEL_CARD.md").read_text()
+    assert "# Model card: penguins-species" in card
+    assert "balanced_accuracy" in card
+
+
+def test_loaded_artifact_predicts_like_the_trained_pipeline(
+    artifact: Artifact, species_result: TrainResult, penguins: pd.DataFrame
+) -> None:
+    X = penguins.drop(columns=["species"])
+    prediction = artifact.predict(X)
+    np.testing.assert_array_equal(
+        prediction.probabilities.to_numpy(),
+        species_result.pipeline.predict_proba(X[artifact.spec.feature_names]),
+    )
+    assert prediction.probabilities.columns.tolist() == ["Adelie", "Chinstrap", "Gentoo"]
+    assert (prediction.predictions == penguins["species"]).mean() > 0.97
+
+
+def test_predictions_align_with_input_and_report_rejects(
+    artifact: Artifact, penguins: pd.DataFrame
+) -> None:
+    X = penguins.drop(columns=["species"]).head(6).set_axis(list("abcdef"))
+    X.loc["b", "bill_depth_mm"] = -1.0
+    X.loc["e", "sex"] = "x"
+    prediction = artifact.predict(X)
+    assert prediction.predictions.index.tolist() == ["a", "c", "d", "f"]
+    assert prediction.probabilities is not None
+    assert prediction.probabilities.index.tolist() == ["a", "c", "d", "f"]
+    assert prediction.report.invalid_rows.tolist() == [1, 4]
+    assert np.allclose(prediction.probabilities.sum(axis=1), 1.0)
+
+
+def test_changed_file_is_refused(copy: Path) -> None:
+    with (copy / "MODEL_CARD.md").open("a") as handle:
+        handle.write("\nall accuracy claims doubled\n")
+    with pytest.raises(ArtifactError, match=r"MODEL_CARD\.md: sha256 does not match the manifest"):
+        load_artifact(copy)
+
+
+def test_truncated_pipeline_is_refused(copy: Path) -> None:
+    data = (copy / PIPELINE_FILE).read_bytes()
+    (copy / PIPELINE_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="changed or truncated"):
+        load_artifact(copy)
+
+
+def test_missing_file_is_refused(copy: Path) -> None:
+    (copy / "MODEL_CARD.md").unlink()
+    with pytest.raises(ArtifactError, match="listed in the manifest but missing"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "model.joblib"])
+def test_pickle_or_joblib_file_beside_is_refused(copy: Path, artifact: Artifact, name: str) -> None:
+    (copy / name).write_bytes(pickle.dumps(artifact.pipeline))
+    with pytest.raises(ArtifactError, match=f"{name}: pickle/joblib files are refused"):
+        load_artifact(copy)
+
+
+def test_pickle_in_place_of_skops_is_refused_before_unpickling(
+    copy: Path, artifact: Artifact
+) -> None:
+    (copy / PIPELINE_FILE).write_bytes(pickle.dumps(artifact.pipeline))
+    rehash(copy)
+    with pytest.raises(ArtifactError, match="not a skops file"):
+        load_artifact(copy)
+
+
+class Sneaky(TransformerMixin, BaseEstimator):
+    """Stands for any type a crafted artifact could smuggle in."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def test_untrusted_type_is_refused(copy: Path, artifact: Artifact) -> None:
+    crafted = Pipeline([("sneaky", Sneaky()), *artifact.pipeline.steps])
+    sio.dump(crafted, copy / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
+    rehash(copy)
+    with pytest.raises(ArtifactError, match=r"holds types outside the trusted list: .*Sneaky"):
+        load_artifact(copy)
+
+
+def test_unknown_format_version_is_refused(copy: Path) -> None:
+    edit_manifest(copy, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(
+        ArtifactError, match=f"format version {FORMAT_VERSION + 1} is not supported"
+    ):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained_with", ["0.2.0", "1.1.0", "garbage"])
+def test_other_features_version_is_refused(copy: Path, trained_with: str) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    edit_manifest(copy, versions={**manifest["versions"], "features": trained_with})
+    with pytest.raises(ArtifactError, match=r"major\.minor must match \(train/serve skew\)"):
+        load_artifact(copy)
+
+
+def test_same_minor_other_patch_is_accepted(copy: Path) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    major, minor, _ = features.__version__.split(".")
+    edit_manifest(copy, versions={**manifest["versions"], "features": f"{major}.{minor}.99"})
+    assert load_artifact(copy).name == "penguins-species"
+
+
+def test_broken_manifest(copy: Path, tmp_path: Path) -> None:
+    (copy / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_artifact(copy)
+    with pytest.raises(ArtifactError, match="artifact directory not found"):
+        load_artifact(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="not a model artifact"):
+        load_artifact(tmp_path / "empty")
+
+
+def test_unlisted_file_is_refused(copy: Path) -> None:
+    (copy / "extra.skops").write_bytes((copy / PIPELINE_FILE).read_bytes())
+    with pytest.raises(ArtifactError, match=r"extra\.skops: file not listed in the manifest"):
+        load_artifact(copy)

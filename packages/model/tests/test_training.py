@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model import DataError, TrainConfig, TrainResult, train
+from model.estimators import HistGradientBoosting, RandomForest
+
+
+def test_species_classification(species_result: TrainResult) -> None:
+    assert species_result.metrics["balanced_accuracy"] >= 0.95
+    assert species_result.cv_metrics["accuracy"]["mean"] >= 0.95
+    assert species_result.n_train + species_result.n_test == 344
+    assert list(species_result.pipeline.classes_) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert species_result.data_fingerprint["rows"] == 344
+    assert len(str(species_result.data_fingerprint["sha256"])) == 64
+
+
+def test_body_mass_regression(body_mass_config: TrainConfig) -> None:
+    result = train(body_mass_config)
+    assert result.report.n_invalid == 2  # the two birds with no body mass, reported not dropped
+    assert result.n_train + result.n_test == 342
+    assert result.metrics["rmse"] < 400
+    assert result.metrics["r2"] > 0.75
+    assert body_mass_config.gate.failures(result.metrics) == []
+
+
+def test_same_config_same_model(species_config: TrainConfig, penguins: pd.DataFrame) -> None:
+    first, second = train(species_config), train(species_config)
+    assert first.metrics == second.metrics
+    assert first.cv_metrics == second.cv_metrics
+    X = penguins.drop(columns=["species", "year"])
+    np.testing.assert_array_equal(first.pipeline.predict_proba(X), second.pipeline.predict_proba(X))
+
+
+def test_different_seed_different_split(species_config: TrainConfig) -> None:
+    reseeded = species_config.model_copy(update={"seed": 7})
+    assert train(reseeded).cv_metrics != train(species_config).cv_metrics
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        RandomForest(kind="random_forest", n_estimators=20),
+        HistGradientBoosting(kind="hist_gradient_boosting", max_iter=20),
+    ],
+)
+def test_every_estimator_trains(species_config: TrainConfig, estimator) -> None:
+    result = train(species_config.model_copy(update={"estimator": estimator}))
+    assert result.metrics["accuracy"] > 0.9
+
+
+def test_parquet_input(species_config: TrainConfig, penguins: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "penguins.parquet"
+    penguins.to_parquet(path)
+    from_parquet = train(species_config.model_copy(update={"data": path}))
+    assert from_parquet.metrics == train(species_config).metrics
+
+
+def test_too_many_invalid_rows_stops(
+    species_config: TrainConfig, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    penguins.loc[:39, "sex"] = "unknown"
+    path = tmp_path / "dirty.csv"
+    penguins.to_csv(path, index=False)
+    with pytest.raises(DataError) as caught:
+        train(species_config.model_copy(update={"data": path}))
+    message = str(caught.value)
+    assert "40 of 344 rows are invalid (11.6% > max_invalid_share 5.0%)" in message
+    assert "sex: category not allowed (allowed: female, male) (40 rows)" in message
+
+
+def test_invalid_rows_under_the_limit_are_reported(
+    species_config: TrainConfig, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    penguins.loc[:4, "bill_length_mm"] = 500.0
+    path = tmp_path / "few.csv"
+    penguins.to_csv(path, index=False)
+    result = train(species_config.model_copy(update={"data": path}))
+    assert result.report.n_invalid == 5
+    assert result.n_train + result.n_test == 339
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "data file not found"),
+        ("table.json", "{}", "unsupported format '.json'"),
+        ("broken.parquet", "not parquet", "cannot read as parquet"),
+    ],
+)
+def test_unreadable_data(
+    species_config: TrainConfig, tmp_path: Path, name: str, content: str | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        train(species_config.model_copy(update={"data": path}))
