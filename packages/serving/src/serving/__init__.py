@@ -1,4 +1,4 @@
-"""The serving package."""
+"""HTTP prediction service and streaming batch scorer for ``model`` artifacts."""
 
 from importlib.metadata import version
 

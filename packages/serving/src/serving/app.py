@@ -1,0 +1,227 @@
+"""The HTTP service: ``create_app(settings)`` builds a FastAPI app around one verified artifact.
+
+Not ``from __future__ import annotations``: the request model is made at run time from the
+artifact's spec, and FastAPI must see it as a real annotation.
+"""
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+import serving
+from model import Artifact, load_artifact, load_default
+from serving.observability import (
+    STATE_KEY,
+    Metrics,
+    ObservabilityMiddleware,
+    configure_logging,
+)
+from serving.schemas import (
+    ErrorItem,
+    ErrorResponse,
+    Metadata,
+    PredictionItem,
+    PredictResponse,
+    predict_request_model,
+)
+from serving.settings import Settings
+
+LOG = logging.getLogger("serving.app")
+ROUTES = {"/health", "/ready", "/v1/metadata", "/v1/predict", "/metrics"}
+
+
+def load(settings: Settings) -> Artifact:
+    """The configured artifact, or the one bundled in the installed model package."""
+    return load_default() if settings.artifact is None else load_artifact(settings.artifact)
+
+
+def records_frame(artifact: Artifact, records: list[BaseModel]) -> pd.DataFrame:
+    """Validated records as a frame with the dtypes the validator expects (no object numbers)."""
+    columns: dict[str, Any] = {}
+    for column in artifact.spec.features:
+        values = [getattr(record, column.name) for record in records]
+        if column.kind == "numeric":
+            columns[column.name] = np.array([np.nan if v is None else v for v in values], float)
+        else:
+            columns[column.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
+
+
+def predict_items(artifact: Artifact, frame: pd.DataFrame) -> list[PredictionItem]:
+    """Predict every row of an already validated frame, in order."""
+    result = artifact.predict(frame)
+    if result.report.n_invalid:  # the request model applies the same rules; this is a bug guard
+        msg = f"records passed the request schema but not the spec:\n{result.report.summary()}"
+        raise RuntimeError(msg)
+    predictions = result.predictions.tolist()
+    if result.probabilities is None:
+        return [PredictionItem(prediction=float(p)) for p in predictions]
+    classes = result.probabilities.columns.tolist()
+    return [
+        PredictionItem(prediction=str(p), probabilities=dict(zip(classes, row, strict=True)))
+        for p, row in zip(predictions, result.probabilities.to_numpy().tolist(), strict=True)
+    ]
+
+
+def _error(status: int, error: str, detail: list[ErrorItem] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=error, detail=detail or [])
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def _validation_response(
+    exc: RequestValidationError, metrics: Metrics, max_records: int
+) -> JSONResponse:
+    errors = exc.errors()
+    if any(e["type"] == "json_invalid" for e in errors):
+        return _error(400, "malformed JSON", [ErrorItem(message=str(e["msg"])) for e in errors])
+    if any(e["type"] == "too_long" and tuple(e["loc"]) == ("body", "records") for e in errors):
+        return _error(413, f"too many records: at most {max_records} per request")
+    items, bad_records = [], set()
+    for e in errors:
+        loc = list(e["loc"])[1:] if e["loc"] and e["loc"][0] == "body" else list(e["loc"])
+        record = (
+            loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
+        )
+        field = ".".join(str(p) for p in loc[2:]) if record is not None else ".".join(map(str, loc))
+        if record is not None:
+            bad_records.add(record)
+        items.append(ErrorItem(record=record, field=field or None, message=str(e["msg"])))
+    metrics.rejected.inc(len(bad_records))
+    return _error(422, "invalid input", items)
+
+
+def create_app(settings: Settings | None = None, artifact: Artifact | None = None) -> FastAPI:
+    """Build the service. Loads and verifies the artifact now, since the request schema comes
+    from its spec; the lifespan then runs a self-check prediction before ``/ready`` says yes."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    artifact = artifact or load(settings)
+    metrics = Metrics()
+    request_model = predict_request_model(artifact.spec, settings.max_records)
+    manifest = artifact.manifest
+    ready = asyncio.Event()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            check = await run_in_threadpool(artifact.predict, _self_check_frame(artifact))
+            if len(check.predictions) != 1:
+                raise RuntimeError(check.report.summary())  # noqa: TRY301 - logged just below
+        except Exception:
+            LOG.exception("self-check prediction failed; /ready stays 503")
+        else:
+            ready.set()
+        yield
+
+    app = FastAPI(
+        title=f"{manifest.model_name} prediction service",
+        version=serving.__version__,
+        description=f"Serves {manifest.model_name} {manifest.model_version} ({manifest.task}).",
+        lifespan=lifespan,
+        responses={413: {"model": ErrorResponse}, 400: {"model": ErrorResponse}},
+    )
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=metrics,
+        routes=ROUTES,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc, metrics, settings.max_records)
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.get("/health", summary="Liveness: 200 while the process runs")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        summary="Readiness: 200 once the model passed its self-check",
+        responses={503: {"model": ErrorResponse}},
+    )
+    async def ready_check() -> Response:
+        if not ready.is_set():
+            return _error(503, "model not ready")
+        return JSONResponse(
+            {"status": "ready", "model": manifest.model_name, "version": manifest.model_version}
+        )
+
+    metadata = Metadata(
+        model=manifest.model_name,
+        version=manifest.model_version,
+        task=manifest.task,
+        target=artifact.spec.target.name,
+        classes=manifest.classes,
+        created_at=manifest.created_at.isoformat(),
+        git_commit=manifest.git_commit,
+        versions=manifest.versions,
+        metrics=manifest.metrics,
+        features=[c.model_dump(mode="json") for c in artifact.spec.features],
+        artifact_sha256=manifest.files["pipeline.skops"],
+    )
+
+    @app.get("/v1/metadata", summary="The model being served")
+    async def get_metadata() -> Metadata:
+        return metadata
+
+    @app.post(
+        "/v1/predict",
+        summary="Predict a batch of records, in order",
+        responses={422: {"model": ErrorResponse}},
+    )
+    async def predict(
+        request: Request,
+        body: Annotated[request_model, Body()],  # type: ignore[valid-type]
+    ) -> PredictResponse:
+        records = body.records  # type: ignore[attr-defined]
+        request.scope[STATE_KEY]["records"] = len(records)
+        frame = records_frame(artifact, records)
+        items = await run_in_threadpool(predict_items, artifact, frame)
+        metrics.predictions.inc(len(items))
+        return PredictResponse(
+            model=manifest.model_name, version=manifest.model_version, predictions=items
+        )
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def get_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _self_check_frame(artifact: Artifact) -> pd.DataFrame:
+    """One record made of each feature's midpoint or first category."""
+    row: dict[str, Any] = {}
+    for column in artifact.spec.features:
+        if column.kind == "numeric":
+            low = column.min if column.min is not None else 0.0
+            high = column.max if column.max is not None else low
+            row[column.name] = [(low + high) / 2 if math.isfinite(low + high) else 0.0]
+        elif column.kind == "categorical":
+            row[column.name] = [column.categories[0]]
+        else:
+            row[column.name] = [False]
+    return pd.DataFrame(row)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``serving.app:app_from_env``): settings from ``SERVING_*``."""
+    return create_app(Settings())

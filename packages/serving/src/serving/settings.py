@@ -1,0 +1,24 @@
+"""Service settings: command-line flags or ``SERVING_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; ``SERVING_ARTIFACT=/models/x serving serve`` and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVING_", extra="ignore", frozen=True)
+
+    artifact: Path | None = Field(
+        None, description="artifact directory; default: the one bundled in the installed model"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_records: int = Field(1000, ge=1, description="records per request; more gets 413")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit; more gets 413")
+    log_level: str = "info"

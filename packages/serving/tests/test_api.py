@@ -1,0 +1,227 @@
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from model import Artifact, load_artifact
+from serving.app import create_app
+from serving.observability import JsonFormatter
+from serving.settings import Settings
+
+from .conftest import records_of
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_ready_after_self_check(client: TestClient, artifact: Artifact) -> None:
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "model": "penguins-species",
+        "version": artifact.version,
+    }
+
+
+def test_not_ready_before_start_up(artifact: Artifact) -> None:
+    app = create_app(Settings(), artifact)
+    response = TestClient(app).get("/ready")  # no `with`: the lifespan has not run
+    assert response.status_code == 503
+    assert response.json() == {"error": "model not ready", "detail": []}
+
+
+def test_metadata(client: TestClient, artifact: Artifact) -> None:
+    body = client.get("/v1/metadata").json()
+    assert body["model"] == "penguins-species"
+    assert body["version"] == artifact.version
+    assert body["task"] == "classification"
+    assert body["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert body["artifact_sha256"] == artifact.manifest.files["pipeline.skops"]
+    assert [f["name"] for f in body["features"]] == artifact.spec.feature_names
+    assert body["metrics"]["balanced_accuracy"] >= 0.95
+    assert body["versions"]["features"] == artifact.manifest.versions["features"]
+
+
+def test_predictions_match_in_process(
+    client: TestClient, artifact: Artifact, penguins: pd.DataFrame
+) -> None:
+    frame = penguins.head(40)
+    response = client.post(
+        "/v1/predict", json={"records": records_of(frame, artifact.spec.feature_names)}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["model"], body["version"]) == ("penguins-species", artifact.version)
+    expected = artifact.predict(frame)
+    assert [p["prediction"] for p in body["predictions"]] == expected.predictions.tolist()
+    served = np.array(
+        [
+            [p["probabilities"][c] for c in ["Adelie", "Chinstrap", "Gentoo"]]
+            for p in body["predictions"]
+        ]
+    )
+    np.testing.assert_allclose(served, expected.probabilities.to_numpy(), rtol=1e-12)
+
+
+def test_regression_service(regression_path, penguins: pd.DataFrame) -> None:
+    artifact = load_artifact(regression_path)
+    with TestClient(create_app(Settings(), artifact)) as client:
+        frame = penguins.dropna(subset=["body_mass_g"]).head(5)
+        body = client.post(
+            "/v1/predict", json={"records": records_of(frame, artifact.spec.feature_names)}
+        ).json()
+    values = [p["prediction"] for p in body["predictions"]]
+    np.testing.assert_allclose(values, artifact.predict(frame).predictions.to_numpy())
+    assert all(p["probabilities"] is None for p in body["predictions"])
+
+
+def test_openapi_documents_every_field(client: TestClient, artifact: Artifact) -> None:
+    schema = client.get("/openapi.json").json()
+    record = schema["components"]["schemas"]["PenguinsSpeciesRecord"]
+    assert set(record["properties"]) == set(artifact.spec.feature_names)
+    assert record["required"] == ["island"]
+    bill = record["properties"]["bill_length_mm"]["anyOf"][0]
+    assert bill == {"type": "number", "minimum": 20.0, "maximum": 80.0}
+    assert record["properties"]["sex"]["anyOf"][0]["enum"] == ["female", "male"]
+    assert record["additionalProperties"] is False
+    request = schema["components"]["schemas"]["PredictRequest"]["properties"]["records"]
+    assert (request["minItems"], request["maxItems"]) == (1, 50)
+
+
+def _bad(client: TestClient, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    second = {**record, **changes}
+    response = client.post("/v1/predict", json={"records": [record, second]})
+    assert response.status_code == 422
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"bill_length_mm": "long"}, "bill_length_mm", "Input should be a valid number"),
+        ({"bill_length_mm": 95}, "bill_length_mm", "Input should be less than or equal to 80"),
+        ({"island": None}, "island", "Input should be a valid string"),
+        ({"sex": "unknown"}, "sex", "Input should be 'female' or 'male'"),
+        ({"flipper_length_mm": True}, "flipper_length_mm", "Input should be a valid number"),
+        ({"bill_lenght_mm": 40}, "bill_lenght_mm", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_field_names_record_and_field(
+    client: TestClient, record: dict[str, Any], changes: dict[str, Any], field: str, message: str
+) -> None:
+    body = _bad(client, record, **changes)
+    assert body == {
+        "error": "invalid input",
+        "detail": [{"record": 1, "field": field, "message": message}],
+    }
+
+
+def test_missing_required_field(client: TestClient, record: dict[str, Any]) -> None:
+    del record["island"]
+    body = client.post("/v1/predict", json={"records": [record]}).json()
+    assert body["detail"] == [{"record": 0, "field": "island", "message": "Field required"}]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity(client: TestClient, literal: str) -> None:
+    raw = f'{{"records": [{{"island": "Dream", "bill_depth_mm": {literal}}}]}}'
+    response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"record": 0, "field": "bill_depth_mm", "message": "Input should be a finite number"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "error"),
+    [
+        (b'{"records": [', 400, "malformed JSON"),
+        (b'{"records": []}', 422, "invalid input"),
+        (b'{"records": {}}', 422, "invalid input"),
+        (b"[]", 422, "invalid input"),
+        (b'{"rows": []}', 422, "invalid input"),
+    ],
+)
+def test_malformed_requests(client: TestClient, content: bytes, status: int, error: str) -> None:
+    response = client.post(
+        "/v1/predict", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status
+    assert response.json()["error"] == error
+
+
+def test_too_many_records(client: TestClient, record: dict[str, Any]) -> None:
+    response = client.post("/v1/predict", json={"records": [record] * 51})
+    assert response.status_code == 413
+    assert response.json() == {"error": "too many records: at most 50 per request", "detail": []}
+
+
+def test_oversized_body(client: TestClient) -> None:
+    response = client.post(
+        "/v1/predict", content=b" " * 20_001, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json() == {"error": "request body larger than 20000 bytes", "detail": []}
+
+
+def test_oversized_body_without_length(client: TestClient) -> None:
+    def chunks():
+        for _ in range(30):
+            yield b" " * 1000
+
+    response = client.post(
+        "/v1/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    assert client.get("/v2/predict").status_code == 404
+    assert client.get("/v1/predict").status_code == 405
+    assert client.get("/nope").json() == {"error": "Not Found", "detail": []}
+
+
+def test_metrics(client: TestClient, record: dict[str, Any]) -> None:
+    client.post("/v1/predict", json={"records": [record, record, record]})
+    client.post("/v1/predict", json={"records": [record, {**record, "sex": "x"}, {"island": 1}]})
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'serving_requests_total{route="/v1/predict",status="200"} 1.0' in text
+    assert 'serving_requests_total{route="/v1/predict",status="422"} 1.0' in text
+    assert "serving_predictions_total 3.0" in text
+    assert "serving_rejected_records_total 2.0" in text
+    assert 'serving_request_duration_seconds_count{route="/v1/predict"} 2.0' in text
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_one_json_log_line_per_request(client: TestClient, record: dict[str, Any]) -> None:
+    handler = Lines()
+    logger = logging.getLogger("serving.access")
+    logger.addHandler(handler)
+    try:
+        client.post("/v1/predict", json={"records": [record, record]})
+    finally:
+        logger.removeHandler(handler)
+    (line,) = handler.lines
+    entry = json.loads(line)
+    assert entry["route"] == "/v1/predict"
+    assert entry["status"] == 200
+    assert entry["records"] == 2
+    assert entry["latency_ms"] > 0
+    assert "Dream" not in line  # no payloads in logs
