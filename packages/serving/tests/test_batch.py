@@ -33,7 +33,8 @@ def test_scores_with_rejects(
     if suffix == ".csv":
         frame.to_csv(source, index=False)
     else:
-        frame.astype({"bill_length_mm": str}).to_parquet(source)  # a text column in Parquet
+        text = frame["bill_length_mm"].map(lambda v: None if pd.isna(v) else str(v))
+        frame.assign(bill_length_mm=text).to_parquet(source)  # a text column in Parquet
     output = tmp_path / f"out{suffix}"
     summary = score_file(artifact, source, output, chunk_rows=100)
     read = pd.read_csv if suffix == ".csv" else pd.read_parquet
