@@ -107,11 +107,22 @@ def no_bundle() -> Iterator[Path]:
             aside.rename(bundle)
 
 
-def test_bundle_step(no_bundle: Path, in_workspace: Path) -> None:
+def test_plain_train_makes_the_bundled_default(
+    no_bundle: Path, in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(ArtifactError, match="no default artifact is bundled"):
         load_default()
-    assert main(["train", "--bundle"]) == 0
+    assert main(["train"]) == 0
+    assert (
+        "(the default artifact: `serving serve` and `model info` use it)" in capsys.readouterr().out
+    )
     bundled = load_default()
     assert bundled.path == no_bundle
+    assert bundled.name == "penguins-species"
     assert bundled.manifest.versions["model"] == model.__version__
     assert main(["info"]) == 0
+
+
+def test_bundle_any_config(no_bundle: Path, in_workspace: Path) -> None:
+    assert main(["train", "--config", "configs/penguins_body_mass.toml", "--bundle"]) == 0
+    assert load_default().name == "penguins-body-mass"

@@ -1,13 +1,5 @@
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +10,7 @@ from fastapi.testclient import TestClient
 from model import Artifact, TrainConfig, load_artifact, save_result, train
 from serving.app import create_app
 from serving.settings import Settings
+from serving.testing import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -73,73 +66,7 @@ def records_of(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     return json.loads(frame[columns].to_json(orient="records"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A real `serving serve` process on a loopback port."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def request(self, path: str, body: object = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, headers={"content-type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-
 @pytest.fixture
-def server(artifact_path: Path, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "serving.cli",
-        "serve",
-        "--artifact",
-        str(artifact_path),
-        "--port",
-        str(port),
-    ]
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:  # a file, not a pipe: a full pipe would stall the server
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    live = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"server exited early: {log.read_text()}")
-            try:
-                if live.request("/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("server did not become ready in 60 s")
+def server(artifact_path: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "server.log") as live:
         yield live
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

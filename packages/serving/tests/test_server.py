@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from model import Artifact
+from serving.testing import ServerProcess
 
-from .conftest import Server, records_of
+from .conftest import records_of
 
 
 def test_ready_and_same_predictions_as_in_process(
-    server: Server, artifact: Artifact, penguins: pd.DataFrame
+    server: ServerProcess, artifact: Artifact, penguins: pd.DataFrame
 ) -> None:
     status, body = server.request("/ready")
     assert (status, body["version"]) == (200, artifact.version)
@@ -28,7 +29,9 @@ def test_ready_and_same_predictions_as_in_process(
     ).predictions.tolist()
 
 
-def test_concurrent_clients(server: Server, artifact: Artifact, penguins: pd.DataFrame) -> None:
+def test_concurrent_clients(
+    server: ServerProcess, artifact: Artifact, penguins: pd.DataFrame
+) -> None:
     """Prediction runs off the event loop: many clients at once all get their own answers,
     and liveness keeps answering while large batches are being predicted."""
     frames = [penguins.sample(200, random_state=seed) for seed in range(16)]
@@ -49,10 +52,9 @@ def test_concurrent_clients(server: Server, artifact: Artifact, penguins: pd.Dat
     assert [predictions for _, predictions in results] == expected
 
 
-def test_json_access_log(server: Server) -> None:
+def test_json_access_log(server: ServerProcess) -> None:
     server.request("/health")
-    server.process.terminate()
-    server.process.wait(timeout=15)
+    server.stop()
     lines = [line for line in server.log.read_text().splitlines() if '"serving.access"' in line]
     assert any('"route": "/health"' in line and '"status": 200' in line for line in lines)
 

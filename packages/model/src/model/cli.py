@@ -69,12 +69,13 @@ def _train(args: argparse.Namespace) -> int:
     if failures:
         msg = "quality gate failed, no artifact written: " + "; ".join(failures)
         raise QualityGateError(msg)
-    output = (
-        default_artifact_dir() if args.bundle else args.output or Path("artifacts") / config.name
-    )
+    # Plain `model train` makes *the* default model: the one bundled in the package.
+    bundle = args.bundle or (args.config is None and args.output is None)
+    output = default_artifact_dir() if bundle else args.output or Path("artifacts") / config.name
     save_result(result, output)
     artifact = load_artifact(output)
-    out.print(f"artifact [bold]{artifact.name}[/] {artifact.version} written to {output}")
+    role = " (the default artifact: `serving serve` and `model info` use it)" if bundle else ""
+    out.print(f"artifact [bold]{artifact.name}[/] {artifact.version} written to {output}{role}")
     return 0
 
 
@@ -132,7 +133,12 @@ def parser() -> argparse.ArgumentParser:
         "--config", type=Path, help=f"training config (default {DEFAULT_CONFIG})"
     )
     where = train_cmd.add_mutually_exclusive_group()
-    where.add_argument("--output", type=Path, help="artifact directory (default artifacts/NAME)")
+    where.add_argument(
+        "--output",
+        type=Path,
+        help="artifact directory (default: with no --config, the bundled default artifact; "
+        "with --config, artifacts/NAME)",
+    )
     where.add_argument(
         "--bundle",
         action="store_true",
