@@ -13,8 +13,17 @@ from sklearn.pipeline import Pipeline
 
 import features
 import model
-from model import FORMAT_VERSION, Artifact, ArtifactError, TrainResult, load_artifact
+from model import (
+    FORMAT_VERSION,
+    Artifact,
+    ArtifactError,
+    TrainResult,
+    load_artifact,
+    save_result,
+    train,
+)
 from model.artifact import MANIFEST_FILE, PIPELINE_FILE, sha256_file
+from model.estimators import HistGradientBoosting, RandomForest
 
 
 @pytest.fixture
@@ -187,3 +196,22 @@ def test_unlisted_file_is_refused(copy: Path) -> None:
     (copy / "extra.skops").write_bytes((copy / PIPELINE_FILE).read_bytes())
     with pytest.raises(ArtifactError, match=r"extra\.skops: file not listed in the manifest"):
         load_artifact(copy)
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "hist_gradient_boosting"])
+def test_predicted_class_is_the_pipelines_own(
+    species_config, penguins: pd.DataFrame, tmp_path: Path, kind: str
+) -> None:
+    """Predictions come from one predict_proba pass; they must equal pipeline.predict."""
+    estimator = (
+        RandomForest(kind=kind, n_estimators=15)
+        if kind == "random_forest"
+        else HistGradientBoosting(kind=kind, max_iter=15)
+    )
+    result = train(species_config.model_copy(update={"estimator": estimator}))
+    loaded = load_artifact(save_result(result, tmp_path / kind))
+    X = penguins.drop(columns=["species"])
+    assert (
+        loaded.predict(X).predictions.tolist()
+        == result.pipeline.predict(X[loaded.spec.feature_names]).tolist()
+    )

@@ -107,14 +107,14 @@ class Artifact:
         if valid.empty:
             return Prediction(pd.Series([], dtype=object), None, result.report)
         X = valid[self.spec.feature_names]
-        predictions = pd.Series(self.pipeline.predict(X), index=valid.index, name="prediction")
-        probabilities = None
-        if self.spec.task == "classification":
-            probabilities = pd.DataFrame(
-                self.pipeline.predict_proba(X),
-                index=valid.index,
-                columns=[str(c) for c in self.pipeline.classes_],
-            )
+        if self.spec.task != "classification":
+            predictions = pd.Series(self.pipeline.predict(X), index=valid.index, name="prediction")
+            return Prediction(predictions, None, result.report)
+        # One pass through the pipeline: the predicted class is the most probable one.
+        proba = self.pipeline.predict_proba(X)
+        classes = self.pipeline.classes_
+        predictions = pd.Series(classes[proba.argmax(axis=1)], index=valid.index, name="prediction")
+        probabilities = pd.DataFrame(proba, index=valid.index, columns=[str(c) for c in classes])
         return Prediction(predictions, probabilities, result.report)
 
 
