@@ -1,7 +1,7 @@
 """Training, evaluation and a secure, versioned artifact for models built on ``features``.
 
 >>> from model import load_artifact
->>> artifact = load_artifact("artifacts/penguins-species")  # doctest: +SKIP
+>>> artifact = load_artifact("artifacts/penguins-body-mass")  # doctest: +SKIP
 >>> artifact.predict(frame).predictions                      # doctest: +SKIP
 """
 
