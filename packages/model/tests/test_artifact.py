@@ -199,6 +199,25 @@ def test_unlisted_file_is_refused(copy: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["random_forest", "hist_gradient_boosting"])
+def test_every_estimator_round_trips_for_regression(
+    body_mass_config, penguins: pd.DataFrame, tmp_path: Path, kind: str
+) -> None:
+    """TRUSTED_TYPES covers every estimator of the registry, for both tasks."""
+    estimator = (
+        RandomForest(kind=kind, n_estimators=15)
+        if kind == "random_forest"
+        else HistGradientBoosting(kind=kind, max_iter=15)
+    )
+    result = train(body_mass_config.model_copy(update={"estimator": estimator}))
+    loaded = load_artifact(save_result(result, tmp_path / kind))
+    X = penguins.drop(columns=["body_mass_g"])
+    np.testing.assert_array_equal(
+        loaded.predict(X).predictions.to_numpy(),
+        result.pipeline.predict(X[loaded.spec.feature_names]),
+    )
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "hist_gradient_boosting"])
 def test_predicted_class_is_the_pipelines_own(
     species_config, penguins: pd.DataFrame, tmp_path: Path, kind: str
 ) -> None:
