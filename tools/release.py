@@ -1,0 +1,368 @@
+"""Release tooling for the workspace: bump a package, check a release, publish to the index.
+
+    uv run python tools/release.py bump model minor     # + sibling ranges + uv.lock
+    uv run python tools/release.py check                # what `tox -e release-check` runs
+    uv run python tools/release.py publish              # what `tox -e publish` runs
+
+Packages are released in dependency order; each is tagged ``<name>-v<version>`` once published.
+The index comes from uv's own variables, never from committed files: ``UV_PUBLISH_URL`` (upload),
+``UV_PUBLISH_USERNAME``/``UV_PUBLISH_PASSWORD`` (or ``UV_PUBLISH_TOKEN``), and
+``UV_INDEX_PRIVATE_URL`` (the simple index, to see what is already there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from email.parser import Parser
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ("features", "model", "serving")  # dependency order: each depends only on earlier ones
+SCRIPTS = {"model": "model", "serving": "serving"}
+DEFAULT_CONFIG = Path("configs/penguins_species.toml")
+
+
+class ReleaseError(Exception):
+    """A release step that cannot go on; the message says why and what to do."""
+
+
+def run(*command: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
+    """Run a command, return its stdout; on failure raise with its stderr (never the env)."""
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, check=False, env=env
+    )
+    if result.returncode != 0:
+        msg = f"`{' '.join(map(str, command[:3]))} ...` failed:\n{result.stderr.strip()}"
+        raise ReleaseError(msg)
+    return result.stdout
+
+
+def pyproject(name: str, root: Path = ROOT) -> dict[str, Any]:
+    """A member's parsed pyproject.toml."""
+    return tomllib.loads((root / "packages" / name / "pyproject.toml").read_text())
+
+
+def version_of(name: str, root: Path = ROOT) -> Version:
+    """A member's version, from its pyproject."""
+    return Version(pyproject(name, root)["project"]["version"])
+
+
+def sibling_requirements(name: str, root: Path = ROOT) -> list[Requirement]:
+    """The member's requirements on other members."""
+    requirements = [Requirement(r) for r in pyproject(name, root)["project"]["dependencies"]]
+    return [r for r in requirements if r.name in ORDER]
+
+
+def compatible_range(version: Version) -> str:
+    """``>=0.2,<0.3`` for 0.x (a minor is a breaking release), ``>=1.2,<2`` from 1.0 on."""
+    major, minor = version.release[0], version.release[1] if len(version.release) > 1 else 0
+    if major == 0:
+        return f">=0.{minor},<0.{minor + 1}"
+    return f">={major}.{minor},<{major + 1}"
+
+
+# --- bump -----------------------------------------------------------------------------------
+
+
+def bump(name: str, part: str, root: Path = ROOT) -> list[str]:
+    """Bump ``name`` with ``uv version``; widen dependents' ranges that exclude the new version;
+    re-lock. Returns what changed, as lines."""
+    if name not in ORDER:
+        msg = f"unknown package {name!r}; choose one of {', '.join(ORDER)}"
+        raise ReleaseError(msg)
+    old = version_of(name, root)
+    run("uv", "version", "--package", name, "--bump", part, "--frozen", cwd=root)
+    new = version_of(name, root)
+    changes = [f"{name}: {old} -> {new}"]
+    for dependent in ORDER:
+        path = root / "packages" / dependent / "pyproject.toml"
+        for raw in pyproject(dependent, root)["project"]["dependencies"]:
+            requirement = Requirement(raw)
+            if requirement.name != name or requirement.specifier.contains(new):
+                continue
+            updated = f"{name}{compatible_range(new)}"
+            text = path.read_text()
+            if text.count(f'"{raw}"') != 1:
+                msg = f"{path}: cannot find the requirement {raw!r} to update"
+                raise ReleaseError(msg)
+            path.write_text(text.replace(f'"{raw}"', f'"{updated}"'))
+            changes.append(f"{dependent}: requires {updated} (bump {dependent} too)")
+    run("uv", "lock", cwd=root)
+    return changes
+
+
+# --- build ----------------------------------------------------------------------------------
+
+
+def build(dist: Path, root: Path = ROOT) -> list[Path]:
+    """Build every package into ``dist`` from a staged copy of the workspace, with a freshly
+    trained default model bundled in ``model``; the source tree is never written."""
+    from model import TrainConfig, save_result, train  # noqa: PLC0415 - only build needs it
+
+    with tempfile.TemporaryDirectory(prefix="release-stage-") as tmp:
+        stage = Path(tmp)
+        for item in ("pyproject.toml", "uv.lock", "README.md"):
+            shutil.copy2(root / item, stage / item)
+        shutil.copytree(
+            root / "packages",
+            stage / "packages",
+            ignore=shutil.ignore_patterns(
+                "default_artifact", "__pycache__", "*.pyc", ".pytest_cache"
+            ),
+        )
+        result = train(TrainConfig.from_toml(root / DEFAULT_CONFIG))
+        save_result(result, stage / "packages" / "model" / "src" / "model" / "default_artifact")
+        dist.mkdir(parents=True, exist_ok=True)
+        run("uv", "build", "--all-packages", "--out-dir", dist, cwd=stage)
+    return sorted(dist.iterdir())
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+def wheel_of(name: str, dist: Path, root: Path = ROOT) -> Path:
+    """The built wheel of a member at its current version."""
+    wheel = dist / f"{name}-{version_of(name, root)}-py3-none-any.whl"
+    if not wheel.is_file():
+        msg = f"{name}: no wheel {wheel.name} in {dist}; the package did not build"
+        raise ReleaseError(msg)
+    return wheel
+
+
+def check_metadata(dist: Path, root: Path = ROOT) -> list[str]:
+    """Each wheel's requirements on siblings carry a range that admits their current version."""
+    problems = []
+    for name in ORDER:
+        with zipfile.ZipFile(wheel_of(name, dist, root)) as wheel:
+            meta_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+            metadata = Parser().parsestr(wheel.read(meta_name).decode())
+        sdist = dist / f"{name}-{version_of(name, root)}.tar.gz"
+        if not sdist.is_file():
+            problems.append(f"{name}: no sdist {sdist.name}")
+        for line in metadata.get_all("Requires-Dist") or []:
+            requirement = Requirement(line)
+            if requirement.name not in ORDER:
+                continue
+            current = version_of(requirement.name, root)
+            if not str(requirement.specifier):
+                problems.append(f"{name}: Requires-Dist {requirement.name} has no version range")
+            elif not requirement.specifier.contains(current):
+                problems.append(
+                    f"{name}: Requires-Dist {requirement} does not admit {requirement.name} "
+                    f"{current}; run `tools/release.py bump` or fix the range"
+                )
+    return problems
+
+
+def check_model_artifact(dist: Path, root: Path = ROOT) -> list[str]:
+    """The model wheel carries a default artifact made by this very version of model."""
+    version = str(version_of("model", root))
+    with zipfile.ZipFile(wheel_of("model", dist, root)) as wheel:
+        names = set(wheel.namelist())
+        manifest_name = "model/default_artifact/manifest.json"
+        if manifest_name not in names:
+            return ["model: the wheel has no trained default artifact (model/default_artifact/)"]
+        manifest = json.loads(wheel.read(manifest_name))
+    problems = []
+    if manifest["versions"]["model"] != version:
+        problems.append(
+            f"model: the bundled artifact was made by model "
+            f"{manifest['versions']['model']}, the wheel is {version}"
+        )
+    missing = [f for f in manifest["files"] if f"model/default_artifact/{f}" not in names]
+    if missing:
+        problems.append(f"model: the bundled artifact lacks {', '.join(missing)}")
+    return problems
+
+
+def check_versions_bumped(root: Path = ROOT) -> list[str]:
+    """A package whose files changed since its release tag must have a new version."""
+    problems = []
+    for name in ORDER:
+        tag = f"{name}-v{version_of(name, root)}"
+        exists = (
+            subprocess.run(
+                ["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"],
+                cwd=root,
+                capture_output=True,
+                check=False,
+            ).returncode
+            == 0
+        )
+        if not exists:
+            continue
+        changed = (
+            subprocess.run(
+                ["git", "diff", "--quiet", tag, "--", f"packages/{name}"], cwd=root, check=False
+            ).returncode
+            != 0
+        )
+        if changed:
+            problems.append(
+                f"{name}: files changed since {tag} but the version is still "
+                f"{version_of(name, root)}; run `tools/release.py bump {name} patch`"
+            )
+    return problems
+
+
+def check_install(dist: Path) -> list[str]:
+    """The wheels, installed together in a fresh environment, import and start their commands."""
+    with tempfile.TemporaryDirectory(prefix="release-venv-") as tmp:
+        venv = Path(tmp) / "venv"
+        run("uv", "venv", "--quiet", "--python", sys.executable, venv)
+        python = venv / "bin" / "python"
+        wheels = sorted(dist.glob("*.whl"))
+        try:
+            run(
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                python,
+                "--offline",
+                "--find-links",
+                dist,
+                *wheels,
+            )
+        except ReleaseError as error:
+            return [f"the wheels do not install together: {error}"]
+        problems = []
+        try:
+            run(python, "-c", "import features, model, serving; model.load_default()")
+        except ReleaseError as error:
+            problems.append(f"the installed wheels do not import: {error}")
+        for script in SCRIPTS.values():
+            try:
+                run(venv / "bin" / script, "--help")
+            except ReleaseError as error:
+                problems.append(f"console script {script} does not start: {error}")
+        return problems
+
+
+def check(dist: Path, root: Path = ROOT) -> list[str]:
+    """Every release check, on wheels freshly built into ``dist``."""
+    problems = check_versions_bumped(root)
+    try:
+        build(dist, root)
+    except ReleaseError as error:
+        return [*problems, f"build failed: {error}"]
+    problems += check_metadata(dist, root) + check_model_artifact(dist, root)
+    return problems + check_install(dist)
+
+
+# --- publish --------------------------------------------------------------------------------
+
+
+def _index_files(name: str) -> set[str]:
+    """File names of ``name`` already on the index (``UV_INDEX_PRIVATE_URL``)."""
+    index = os.environ.get("UV_INDEX_PRIVATE_URL")
+    if not index:
+        msg = "UV_INDEX_PRIVATE_URL is not set: the simple index URL of the private index"
+        raise ReleaseError(msg)
+    request = urllib.request.Request(f"{index.rstrip('/')}/{name}/")
+    user = os.environ.get("UV_INDEX_PRIVATE_USERNAME") or os.environ.get("UV_PUBLISH_USERNAME")
+    password = os.environ.get("UV_INDEX_PRIVATE_PASSWORD") or os.environ.get("UV_PUBLISH_PASSWORD")
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            page = response.read().decode()
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return set()
+        msg = (
+            f"the index answered HTTP {error.code} for {name}; "
+            "check UV_INDEX_PRIVATE_URL and the credentials"
+        )
+        raise ReleaseError(msg) from None
+    except urllib.error.URLError as error:
+        msg = f"cannot reach the index: {error.reason}"
+        raise ReleaseError(msg) from None
+    return set(re.findall(r">([^<>]+\.(?:whl|tar\.gz))<", page))
+
+
+def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
+    """Build, then upload each package whose version is not on the index yet, in dependency
+    order, and tag it. A version already there is skipped, never overwritten."""
+    if not os.environ.get("UV_PUBLISH_URL"):
+        msg = "UV_PUBLISH_URL is not set: the upload URL of the private index"
+        raise ReleaseError(msg)
+    build(dist, root)
+    report = []
+    for name in ORDER:
+        version = version_of(name, root)
+        files = [wheel_of(name, dist, root), dist / f"{name}-{version}.tar.gz"]
+        on_index = _index_files(name)
+        if all(f.name in on_index for f in files):
+            report.append(f"{name} {version}: already on the index, skipped")
+            continue
+        try:
+            run("uv", "publish", *[f for f in files if f.name not in on_index], cwd=root)
+        except ReleaseError as error:
+            msg = f"{name} {version}: upload refused: {str(error).splitlines()[-1]}"
+            raise ReleaseError(msg) from None
+        report.append(f"{name} {version}: published")
+        if tag:
+            run("git", "tag", "-a", f"{name}-v{version}", "-m", f"{name} {version}", cwd=root)
+            report.append(f"{name} {version}: tagged {name}-v{version}")
+    return report
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``bump``, ``check`` or ``publish``."""
+    parser = argparse.ArgumentParser(prog="release", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    bump_cmd = commands.add_parser("bump", help="bump one package, update dependents, re-lock")
+    bump_cmd.add_argument("package", choices=ORDER)
+    bump_cmd.add_argument("part", choices=["major", "minor", "patch"])
+    for name, text in (("check", "run every release check"), ("publish", "publish to the index")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--dist", type=Path, default=ROOT / "dist", help="build output")
+    commands.choices["publish"].add_argument(
+        "--no-tag", action="store_true", help="do not create git tags"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "bump":
+            lines = bump(args.package, args.part)
+        elif args.command == "check":
+            shutil.rmtree(args.dist, ignore_errors=True)
+            problems = check(args.dist)
+            if problems:
+                print("release check failed:", *problems, sep="\n  ", file=sys.stderr)
+                return 1
+            lines = [f"release check passed: {', '.join(f'{n} {version_of(n)}' for n in ORDER)}"]
+        else:
+            shutil.rmtree(args.dist, ignore_errors=True)
+            lines = publish(args.dist, tag=not args.no_tag)
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(*lines, sep="\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
