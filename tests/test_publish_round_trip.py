@@ -5,7 +5,6 @@ that installs `serving` from that index and scores a file with the bundled model
 import base64
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,18 +21,6 @@ from serving.testing import free_port
 from .conftest import ROOT
 
 USER, PASSWORD = "releaser", "correct horse battery staple"
-JUNK = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".tox",
-    "dist",
-    "artifacts",
-    "__pycache__",
-    "default_artifact",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -93,18 +80,6 @@ def index(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=15)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A throwaway git repository holding the current workspace, so tags land there."""
-    target = tmp_path / "repo"
-    shutil.copytree(ROOT, target, ignore=JUNK)
-    git = ["git", "-c", "user.name=Release Test", "-c", "user.email=release@test.invalid"]
-    subprocess.run([*git, "init", "-q"], cwd=target, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
-    subprocess.run([*git, "commit", "-qm", "snapshot"], cwd=target, check=True)
-    return target
-
-
 def publish(repo: Path, index: str, password: str) -> subprocess.CompletedProcess[str]:
     env = clean_env(
         UV_PUBLISH_URL=f"{index}/",
@@ -150,7 +125,8 @@ features = {{ index = "private" }}
 """
 
 
-def test_publish_install_score(index: str, repo: Path, tmp_path: Path) -> None:
+def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> None:
+    repo = snapshot
     wrong = publish(repo, index, "wrong password")
     assert wrong.returncode == 1
     assert "features 0.1.0: upload refused" in wrong.stderr

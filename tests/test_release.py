@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import GIT, ROOT
 
 spec = importlib.util.spec_from_file_location("release", ROOT / "tools" / "release.py")
 assert spec is not None
@@ -19,63 +18,37 @@ release = importlib.util.module_from_spec(spec)
 sys.modules["release"] = release
 spec.loader.exec_module(release)
 
-JUNK = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".tox",
-    "dist",
-    "artifacts",
-    "__pycache__",
-    "default_artifact",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-)
-GIT = ["git", "-c", "user.name=Release Test", "-c", "user.email=release@test.invalid"]
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    target = tmp_path / "ws"
-    shutil.copytree(ROOT, target, ignore=JUNK)
-    subprocess.run([*GIT, "init", "-q"], cwd=target, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=target, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "snapshot"], cwd=target, check=True)
-    return target
-
 
 def test_compatible_range() -> None:
     assert release.compatible_range(release.Version("0.2.0")) == ">=0.2,<0.3"
     assert release.compatible_range(release.Version("1.4.2")) == ">=1.4,<2"
 
 
-def test_bump_updates_dependents_and_lock(workspace: Path) -> None:
-    changes = release.bump("features", "minor", workspace)
+def test_bump_updates_dependents_and_lock(snapshot: Path) -> None:
+    changes = release.bump("features", "minor", snapshot)
     assert changes[0] == "features: 0.1.0 -> 0.2.0"
     assert changes[1:] == [
         "model: requires features>=0.2,<0.3 (bump model too)",
         "serving: requires features>=0.2,<0.3 (bump serving too)",
     ]
     for dependent in ("model", "serving"):
-        text = (workspace / "packages" / dependent / "pyproject.toml").read_text()
+        text = (snapshot / "packages" / dependent / "pyproject.toml").read_text()
         assert '"features>=0.2,<0.3"' in text
-    assert '"model>=0.1,<0.2"' in (workspace / "packages/serving/pyproject.toml").read_text()
-    lock = subprocess.run(
-        ["uv", "lock", "--check"], cwd=workspace, capture_output=True, check=False
-    )
+    assert '"model>=0.1,<0.2"' in (snapshot / "packages/serving/pyproject.toml").read_text()
+    lock = subprocess.run(["uv", "lock", "--check"], cwd=snapshot, capture_output=True, check=False)
     assert lock.returncode == 0, lock.stderr
 
 
-def test_patch_bump_within_range_leaves_dependents(workspace: Path) -> None:
-    assert release.bump("model", "patch", workspace) == ["model: 0.1.0 -> 0.1.1"]
+def test_patch_bump_within_range_leaves_dependents(snapshot: Path) -> None:
+    assert release.bump("model", "patch", snapshot) == ["model: 0.1.0 -> 0.1.1"]
 
 
-def test_changed_since_tag_without_bump(workspace: Path) -> None:
-    subprocess.run([*GIT, "tag", "-a", "features-v0.1.0", "-m", "x"], cwd=workspace, check=True)
-    assert release.check_versions_bumped(workspace) == []
-    readme = workspace / "packages/features/README.md"
+def test_changed_since_tag_without_bump(snapshot: Path) -> None:
+    subprocess.run([*GIT, "tag", "-a", "features-v0.1.0", "-m", "x"], cwd=snapshot, check=True)
+    assert release.check_versions_bumped(snapshot) == []
+    readme = snapshot / "packages/features/README.md"
     readme.write_text(readme.read_text() + "\nchanged\n")
-    (problem,) = release.check_versions_bumped(workspace)
+    (problem,) = release.check_versions_bumped(snapshot)
     assert problem.startswith("features: files changed since features-v0.1.0 but the version")
 
 

@@ -1,4 +1,3 @@
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -6,8 +5,8 @@ import pytest
 
 import model
 from model import ArtifactError, load_artifact, load_default
-from model.artifact import default_artifact_dir
 from model.cli import main
+from model.testing import bundle_set_aside
 
 
 @pytest.fixture
@@ -94,17 +93,8 @@ def test_refused_artifact_is_a_clear_error(
 
 @pytest.fixture
 def no_bundle() -> Iterator[Path]:
-    """Set any existing bundled artifact aside for the test and put it back afterwards."""
-    bundle = default_artifact_dir()
-    aside = bundle.with_name("default_artifact.aside")
-    if bundle.exists():
-        bundle.rename(aside)
-    try:
+    with bundle_set_aside() as bundle:
         yield bundle
-    finally:
-        shutil.rmtree(bundle, ignore_errors=True)
-        if aside.exists():
-            aside.rename(bundle)
 
 
 def test_plain_train_makes_the_bundled_default(

@@ -154,16 +154,7 @@ class FeatureSpec(BaseModel):
     @classmethod
     def from_toml(cls, path: str | Path) -> FeatureSpec:
         """Load and check a spec file; a bad file raises :class:`SpecError` naming each problem."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            msg = f"{path}: feature spec not found"
-            raise SpecError(msg) from None
-        except tomllib.TOMLDecodeError as error:
-            msg = f"{path}: not valid TOML: {error}"
-            raise SpecError(msg) from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_toml(path, "feature spec", SpecError), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "feature spec") -> FeatureSpec:
@@ -172,6 +163,19 @@ class FeatureSpec(BaseModel):
             return cls.model_validate(data)
         except ValidationError as error:
             raise SpecError(format_errors(source, "invalid feature spec", error)) from None
+
+
+def read_toml(path: str | Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed one raises ``error`` naming the file."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: {what} not found"
+        raise error(msg) from None
+    except tomllib.TOMLDecodeError as problem:
+        msg = f"{path}: not valid TOML: {problem}"
+        raise error(msg) from None
 
 
 def format_errors(source: str, title: str, error: ValidationError) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features.spec import format_errors
+from features.spec import format_errors, read_toml
 from model.estimators import EstimatorConfig
 from model.exceptions import ConfigError
 
@@ -69,14 +68,7 @@ class TrainConfig(BaseModel):
     def from_toml(cls, path: str | Path) -> TrainConfig:
         """Load a config file; a bad one raises :class:`ConfigError` naming each field."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            msg = f"{path}: training config not found"
-            raise ConfigError(msg) from None
-        except tomllib.TOMLDecodeError as error:
-            msg = f"{path}: not valid TOML: {error}"
-            raise ConfigError(msg) from None
+        data = read_toml(path, "training config", ConfigError)
         try:
             config = cls.model_validate(data)
         except ValidationError as error:
