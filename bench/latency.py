@@ -1,0 +1,82 @@
+"""HTTP latency of one-record predictions over real uvicorn on loopback, against in-process
+prediction of the same record, sequentially and with 8 and 32 concurrent clients."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench.common import ROOT, median, percentile, report, timed
+from model import Artifact
+from serving.testing import ServerProcess
+
+
+def _client(port: int, body: bytes, count: int, latencies: list[float], errors: list[int]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"content-type": "application/json"}
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            connection.request("POST", "/v1/predict", body, headers)
+            response = connection.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            ok = False
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        latencies.append(time.perf_counter() - started)
+        if not ok:
+            errors.append(1)
+    connection.close()
+
+
+def _load(port: int, body: bytes, clients: int, per_client: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    threads = [
+        threading.Thread(target=_client, args=(port, body, per_client, latencies, errors))
+        for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, len(errors)
+
+
+def run(artifact: Artifact, work: Path, *, requests: int = 400) -> None:
+    """p50/p99 sequentially and at 8 and 32 clients; in-process median for comparison."""
+    one = pd.read_csv(ROOT / "data" / "penguins.csv").head(1)
+    in_process = median(timed(lambda: artifact.predict(one), 200))
+    record = json.loads(one[artifact.spec.feature_names].to_json(orient="records"))
+    body = json.dumps({"records": record}).encode()
+    rows = [("in-process predict, one record", f"p50 {in_process * 1000:.2f} ms")]
+    figures = {}
+    with ServerProcess(["--artifact", str(artifact.path)], log=work / "http.log") as server:
+        _load(server.port, body, 1, 50)  # warm-up
+        for clients in (1, 8, 32):
+            latencies, errors = _load(server.port, body, clients, max(requests // clients, 20))
+            p50, p99 = median(latencies), percentile(latencies, 0.99)
+            figures[clients] = (p50, p99, errors)
+            rows.append(
+                (
+                    f"HTTP, {clients} client(s), {len(latencies)} requests",
+                    f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, errors {errors}",
+                )
+            )
+    over = (figures[1][0] - in_process) * 1000
+    tail = figures[8][1] / figures[8][0]
+    errors = sum(e for _, _, e in figures.values())
+    report(
+        "HTTP one-record prediction over real uvicorn on loopback",
+        rows,
+        f"sequential p50 is in-process + {over:.2f} ms (target <= 1 ms: "
+        f"{'met' if over <= 1 else 'NOT met'}); p99/p50 at 8 clients {tail:.2f}x (target < 3: "
+        f"{'met' if tail < 3 else 'NOT met'}); errors {errors} (target 0)",
+    )
