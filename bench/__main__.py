@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench [envsetup] [batch] [http] [startup] [training]`."""
+"""Run the benchmarks: `python -m bench [envsetup] [batch] [latency] [startup] [training]`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bench import batch, envsetup, latency, startup
 from bench.common import ROOT, machine
 from model import TrainConfig, load_artifact, save_result, train
 
-ALL = ("envsetup", "batch", "http", "startup", "training")
+ALL = ("envsetup", "batch", "latency", "startup", "training")
 
 
 def main(names: list[str]) -> int:
@@ -31,7 +31,7 @@ def main(names: list[str]) -> int:
             envsetup.run(work / "envsetup")
         if "batch" in chosen:
             batch.run(artifact, work)
-        if "http" in chosen:
+        if "latency" in chosen:
             latency.run(artifact, work)
         if "startup" in chosen:
             startup.run_startup(artifact, work)

@@ -35,9 +35,14 @@ class TrainResult:
 
 
 def build_pipeline(spec: FeatureSpec, config: TrainConfig) -> Pipeline:
-    """The spec's preprocessing followed by the configured estimator."""
+    """The spec's preprocessing followed by the configured estimator.
+
+    Inside the model the preprocessing hands NumPy arrays on, not DataFrames: the names are not
+    needed there, and building a frame per branch cost ~40% of a one-record prediction.
+    """
     estimator = config.estimator.build(spec.task, config.seed)
-    return Pipeline([("preprocess", build_preprocessor(spec)), ("estimator", estimator)])
+    preprocess = build_preprocessor(spec).set_output(transform="default")
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
 def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResult:
