@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from features.spec import Column, FeatureSpec
 
@@ -52,8 +52,10 @@ def undeclared_imports(distribution: str, source: str | Path) -> list[str]:
     anything else works by accident in a shared environment and breaks once installed alone.
     Returns ``"module (file:line)"`` entries, sorted; empty means clean.
     """
-    declared = {_normalise(Requirement(r).name) for r in metadata.requires(distribution) or []}
-    declared.add(_normalise(distribution))
+    declared = {
+        canonicalize_name(Requirement(r).name) for r in metadata.requires(distribution) or []
+    }
+    declared.add(canonicalize_name(distribution))
     providers = metadata.packages_distributions()
     problems: set[str] = set()
     for path in sorted(Path(source).rglob("*.py")):
@@ -68,7 +70,7 @@ def undeclared_imports(distribution: str, source: str | Path) -> list[str]:
                 top = module.split(".")[0]
                 if top in sys.stdlib_module_names or top == "__future__":
                     continue
-                owners = {_normalise(d) for d in providers.get(top, [top])}
+                owners = {canonicalize_name(d) for d in providers.get(top, [top])}
                 if not owners & declared:
                     problems.add(f"{top} ({path.name}:{node.lineno})")
     return sorted(problems)
@@ -102,11 +104,7 @@ def locked_packages(package: str, workspace: str | Path) -> set[str]:
     for raw in lines.splitlines():
         line = raw.strip()
         if line.startswith("-e "):
-            names.add(_normalise(Path(line[3:]).name))
+            names.add(canonicalize_name(Path(line[3:]).name))
         elif line and not line.startswith(("#", "-")):
-            names.add(_normalise(Requirement(line).name))
+            names.add(canonicalize_name(Requirement(line).name))
     return names
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()

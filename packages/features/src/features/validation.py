@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ class ValidationReport:
     missing_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def invalid_rows(self) -> np.ndarray:
         """Sorted positions of the rows with at least one issue."""
         return np.unique(self.issues["row"].to_numpy(dtype=np.int64))

@@ -14,6 +14,7 @@ from model.artifact import (
     Manifest,
     Prediction,
     load_artifact,
+    load_artifact_or_default,
     load_default,
 )
 from model.config import Gate, TrainConfig
@@ -40,6 +41,7 @@ __all__ = [
     "__version__",
     "build_pipeline",
     "load_artifact",
+    "load_artifact_or_default",
     "load_default",
     "save_result",
     "train",

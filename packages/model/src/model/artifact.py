@@ -263,6 +263,11 @@ def load_artifact(path: str | Path) -> Artifact:
     return Artifact(path=path, manifest=manifest, spec=spec, pipeline=pipeline)
 
 
+def load_artifact_or_default(path: str | Path | None) -> Artifact:
+    """``load_artifact(path)``, or the bundled default artifact when ``path`` is None."""
+    return load_default() if path is None else load_artifact(path)
+
+
 def default_artifact_dir() -> Path:
     """Where the bundled default artifact lives inside the installed ``model`` package."""
     return Path(str(resources.files("model"))) / "default_artifact"

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from features import SpecError
-from model.artifact import Artifact, default_artifact_dir, load_artifact, load_default
+from model.artifact import default_artifact_dir, load_artifact, load_artifact_or_default
 from model.config import TrainConfig
 from model.data import read_table
 from model.exceptions import ModelError, QualityGateError
@@ -79,12 +79,8 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _artifact(path: Path | None) -> Artifact:
-    return load_default() if path is None else load_artifact(path)
-
-
 def _evaluate(args: argparse.Namespace) -> int:
-    artifact = _artifact(args.artifact)
+    artifact = load_artifact_or_default(args.artifact)
     data = args.data or Path(artifact.manifest.config["data"])
     metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))
     out.print(
@@ -98,7 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    artifact = _artifact(args.artifact)
+    artifact = load_artifact_or_default(args.artifact)
     m = artifact.manifest
     table = Table(
         show_header=False, title=f"{m.model_name} {m.model_version}", title_justify="left"

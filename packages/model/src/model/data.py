@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model.artifact import sha256_file
 from model.exceptions import DataError
 
 
@@ -38,8 +38,4 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def fingerprint(path: Path, n_rows: int) -> dict[str, str | int]:
     """The sha256 of the file's bytes and its row count, for the manifest."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"file": path.name, "sha256": digest.hexdigest(), "rows": n_rows}
+    return {"file": path.name, "sha256": sha256_file(path), "rows": n_rows}

@@ -34,6 +34,12 @@ class TrainResult:
     n_test: int
 
 
+def _labels(spec: FeatureSpec, valid: pd.DataFrame) -> pd.Series:
+    """The target column: class names as strings for classification, numbers otherwise."""
+    y = valid[spec.target.name]
+    return y.astype(str) if spec.task == "classification" else y
+
+
 def build_pipeline(spec: FeatureSpec, config: TrainConfig) -> Pipeline:
     """The spec's preprocessing followed by the configured estimator.
 
@@ -60,9 +66,7 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
         )
         raise DataError(msg)
     valid = result.valid
-    X, y = valid[spec.feature_names], valid[spec.target.name]
-    if spec.task == "classification":
-        y = y.astype(str)
+    X, y = valid[spec.feature_names], _labels(spec, valid)
     classification = spec.task == "classification"
     X_train, X_test, y_train, y_test = train_test_split(
         X,
@@ -106,7 +110,6 @@ def score_frame(
     if result.valid.empty:
         msg = f"no valid rows to evaluate:\n{result.report.summary()}"
         raise DataError(msg)
-    y = result.valid[spec.target.name]
-    y = y.astype(str) if spec.task == "classification" else y
+    y = _labels(spec, result.valid)
     predictions = pipeline.predict(result.valid[spec.feature_names])
     return evaluate(spec.task, y, predictions), result.report

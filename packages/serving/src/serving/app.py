@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import serving
-from model import Artifact, load_artifact, load_default
+from model import Artifact, load_artifact_or_default
 from serving.observability import (
     STATE_KEY,
     Metrics,
@@ -45,7 +45,7 @@ ROUTES = {"/health", "/ready", "/v1/metadata", "/v1/predict", "/metrics"}
 
 def load(settings: Settings) -> Artifact:
     """The configured artifact, or the one bundled in the installed model package."""
-    return load_default() if settings.artifact is None else load_artifact(settings.artifact)
+    return load_artifact_or_default(settings.artifact)
 
 
 def records_frame(artifact: Artifact, records: list[BaseModel]) -> pd.DataFrame:
