@@ -1,6 +1,8 @@
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 import features
 import model
+from features.compiled import frame_columns
 from model import (
     FORMAT_VERSION,
     Artifact,
@@ -22,7 +25,7 @@ from model import (
     save_result,
     train,
 )
-from model.artifact import MANIFEST_FILE, PIPELINE_FILE, sha256_file
+from model.artifact import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
 from model.estimators import HistGradientBoosting, RandomForest
 
 
@@ -48,6 +51,7 @@ def rehash(path: Path) -> None:
 def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
     assert sorted(p.name for p in saved.iterdir()) == [
         "MODEL_CARD.md",
+        "inference.json",
         "manifest.json",
         "pipeline.skops",
     ]
@@ -64,7 +68,8 @@ def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
     assert manifest["data"]["rows"] == 344
     assert len(manifest["data"]["sha256"]) == 64
     assert manifest["files"] == {
-        name: sha256_file(saved / name) for name in ("pipeline.skops", "MODEL_CARD.md")
+        name: sha256_file(saved / name)
+        for name in ("pipeline.skops", "MODEL_CARD.md", "inference.json")
     }
     assert (
         manifest["model_version"] == f"{model.__version__}+{manifest['files'][PIPELINE_FILE][:12]}"
@@ -154,8 +159,13 @@ def test_untrusted_type_is_refused(copy: Path, artifact: Artifact) -> None:
     crafted = Pipeline([("sneaky", Sneaky()), *artifact.pipeline.steps])
     sio.dump(crafted, copy / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
     rehash(copy)
+    loaded = load_artifact(copy)  # the compiled form is data only; the skops file waits
     with pytest.raises(ArtifactError, match=r"holds types outside the trusted list: .*Sneaky"):
-        load_artifact(copy)
+        _ = loaded.pipeline
+    (copy / INFERENCE_FILE).unlink()
+    rehash(copy)
+    with pytest.raises(ArtifactError, match=r"holds types outside the trusted list: .*Sneaky"):
+        load_artifact(copy)  # without a compiled form the pipeline is audited at once
 
 
 def test_unknown_format_version_is_refused(copy: Path) -> None:
@@ -213,8 +223,58 @@ def test_every_estimator_round_trips(
     )
     result = train(config.model_copy(update={"estimator": estimator}))
     loaded = load_artifact(save_result(result, tmp_path / kind))
+    assert loaded.compiled is None, "trees have no NumPy form; they predict with scikit-learn"
     X = penguins.drop(columns=[loaded.spec.target.name])
     np.testing.assert_array_equal(
         loaded.predict(X).predictions.to_numpy(),
         result.pipeline.predict(X[loaded.spec.feature_names]),
     )
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_compiled_form_predicts_like_the_pipeline(
+    species_config, body_mass_config, penguins: pd.DataFrame, tmp_path: Path, task: str
+) -> None:
+    config = species_config if task == "classification" else body_mass_config
+    result = train(config)
+    loaded = load_artifact(save_result(result, tmp_path / task))
+    assert loaded.compiled is not None
+    valid = features.validate_frame(loaded.spec, penguins).valid
+    labels, proba = loaded.predict_valid(frame_columns(valid, loaded.spec.feature_names))
+    X = valid[loaded.spec.feature_names]
+    if task == "classification":
+        np.testing.assert_allclose(proba, result.pipeline.predict_proba(X), rtol=1e-12, atol=1e-15)
+        assert labels.tolist() == result.pipeline.predict(X).tolist()
+    else:
+        assert proba is None
+        np.testing.assert_allclose(labels, result.pipeline.predict(X), rtol=1e-12)
+
+
+def test_compiled_artifact_predicts_without_scikit_learn(
+    saved: Path, penguins: pd.DataFrame
+) -> None:
+    """What keeps a serving process's start-up short: no scikit-learn, SciPy or pandas."""
+    row = penguins.drop(columns=["species"]).head(1).to_dict(orient="records")[0]
+    script = f"""
+import sys
+import numpy as np
+from model import load_artifact
+artifact = load_artifact({str(saved)!r})
+columns = {{k: np.array([v], dtype=object if isinstance(v, str) else float)
+            for k, v in {row!r}.items() if k in artifact.spec.feature_names}}
+labels, proba = artifact.predict_valid(columns)
+heavy = sorted({{"sklearn", "scipy", "pandas", "skops"}} & set(sys.modules))
+print(labels[0], heavy)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["Adelie", "[]"], out.stdout + out.stderr
+
+
+def test_malformed_compiled_form_is_refused(copy: Path) -> None:
+    raw = json.loads((copy / INFERENCE_FILE).read_text())
+    (copy / INFERENCE_FILE).write_text(json.dumps({**raw, "kind": "polynomial"}))
+    rehash(copy)
+    with pytest.raises(ArtifactError, match=r"inference\.json: malformed compiled model"):
+        load_artifact(copy)

@@ -1,5 +1,7 @@
 import json
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -7,12 +9,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from model import Artifact, load_artifact
+from model import Artifact, TrainConfig, load_artifact, save_result, train
+from model.estimators import RandomForest
 from serving.app import create_app
 from serving.observability import JsonFormatter
 from serving.settings import Settings
 
-from .conftest import records_of
+from .conftest import ROOT, records_of
 
 
 def test_health(client: TestClient) -> None:
@@ -67,6 +70,42 @@ def test_predictions_match_in_process(
         ]
     )
     np.testing.assert_allclose(served, expected.probabilities.to_numpy(), rtol=1e-12)
+    sklearn = artifact.pipeline.predict_proba(frame[artifact.spec.feature_names])
+    np.testing.assert_allclose(served, sklearn, rtol=1e-9, atol=1e-12)
+
+
+def test_tree_model_is_served_with_scikit_learn(penguins: pd.DataFrame, tmp_path) -> None:
+    config = TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml")
+    forest = RandomForest(kind="random_forest", n_estimators=10)
+    result = train(config.model_copy(update={"estimator": forest}))
+    artifact = load_artifact(save_result(result, tmp_path / "forest"))
+    assert artifact.compiled is None
+    frame = penguins.head(30)
+    with TestClient(create_app(Settings(), artifact)) as client:
+        assert client.get("/ready").status_code == 200
+        body = client.post(
+            "/v1/predict", json={"records": records_of(frame, artifact.spec.feature_names)}
+        ).json()
+    expected = result.pipeline.predict_proba(frame[artifact.spec.feature_names])
+    served = [[p["probabilities"][c] for c in artifact.classes] for p in body["predictions"]]
+    np.testing.assert_allclose(served, expected, rtol=1e-12)
+
+
+def test_service_starts_without_scikit_learn_or_pandas(artifact_path) -> None:
+    """The compiled model keeps heavy imports out of a serving process (start-up time)."""
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from serving.app import create_app
+from serving.settings import Settings
+with TestClient(create_app(Settings(artifact={str(artifact_path)!r}))) as client:
+    assert client.get("/ready").status_code == 200
+print(sorted({{"sklearn", "scipy", "pandas", "pyarrow", "skops"}} & set(sys.modules)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_regression_service(regression_path, penguins: pd.DataFrame) -> None:

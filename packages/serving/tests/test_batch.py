@@ -9,7 +9,7 @@ from features import FeatureSpec
 from features.testing import sample_frame
 from model import Artifact, TrainConfig, load_artifact, save_result, train
 from serving.batch import rejects_path, score_file
-from serving.tabular import TableError
+from serving.exceptions import TableError
 
 from .conftest import ROOT
 

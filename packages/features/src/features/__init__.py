@@ -1,12 +1,18 @@
 """The input contract of a model: one feature spec, and everything derived from it.
 
 >>> from features import FeatureSpec, record_model, validate_frame, build_preprocessor
+
+The parts that need pandas or scikit-learn (validation, preprocessing, transformers) are
+imported on first use, so a process that only reads specs, builds record models and runs the
+compiled preprocessing (a serving process) starts without them.
 """
 
+from importlib import import_module
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
-from features.exceptions import SpecError
-from features.preprocessing import build_preprocessor
+from features.compiled import CompiledPreprocessor
+from features.exceptions import CompileError, SpecError
 from features.records import record_model
 from features.spec import (
     BooleanColumn,
@@ -16,8 +22,21 @@ from features.spec import (
     NumericColumn,
     Ratio,
 )
-from features.transformers import QuantileClipper, RatioFeatures
-from features.validation import ValidationReport, ValidationResult, validate_frame
+
+if TYPE_CHECKING:
+    from features.preprocessing import build_preprocessor, compile_preprocessor
+    from features.transformers import QuantileClipper, RatioFeatures
+    from features.validation import ValidationReport, ValidationResult, validate_frame
+
+_LAZY = {
+    "build_preprocessor": "features.preprocessing",
+    "compile_preprocessor": "features.preprocessing",
+    "QuantileClipper": "features.transformers",
+    "RatioFeatures": "features.transformers",
+    "ValidationReport": "features.validation",
+    "ValidationResult": "features.validation",
+    "validate_frame": "features.validation",
+}
 
 __version__ = version("features")
 
@@ -25,6 +44,8 @@ __all__ = [
     "BooleanColumn",
     "CategoricalColumn",
     "Column",
+    "CompileError",
+    "CompiledPreprocessor",
     "FeatureSpec",
     "NumericColumn",
     "QuantileClipper",
@@ -35,6 +56,15 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "build_preprocessor",
+    "compile_preprocessor",
     "record_model",
     "validate_frame",
 ]
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - whatever the named attribute is
+    """Import the pandas/scikit-learn parts on first use (PEP 562)."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    msg = f"module 'features' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -3,9 +3,14 @@
 >>> from model import load_artifact
 >>> artifact = load_artifact("artifacts/penguins-body-mass")  # doctest: +SKIP
 >>> artifact.predict(frame).predictions                      # doctest: +SKIP
+
+Training (scikit-learn, SciPy) is imported on first use: loading an artifact with a compiled
+form and predicting with it needs NumPy only, which keeps a serving process's start-up short.
 """
 
+from importlib import import_module
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
 from model.artifact import (
     FORMAT_VERSION,
@@ -17,10 +22,22 @@ from model.artifact import (
     load_artifact_or_default,
     load_default,
 )
-from model.config import Gate, TrainConfig
+from model.compiled import CompiledPipeline
 from model.exceptions import ArtifactError, ConfigError, DataError, ModelError, QualityGateError
-from model.saving import save_result
-from model.training import TrainResult, build_pipeline, train
+
+if TYPE_CHECKING:
+    from model.config import Gate, TrainConfig
+    from model.saving import save_result
+    from model.training import TrainResult, build_pipeline, train
+
+_LAZY = {
+    "Gate": "model.config",
+    "TrainConfig": "model.config",
+    "save_result": "model.saving",
+    "TrainResult": "model.training",
+    "build_pipeline": "model.training",
+    "train": "model.training",
+}
 
 __version__ = version("model")
 
@@ -29,6 +46,7 @@ __all__ = [
     "TRUSTED_TYPES",
     "Artifact",
     "ArtifactError",
+    "CompiledPipeline",
     "ConfigError",
     "DataError",
     "Gate",
@@ -46,3 +64,11 @@ __all__ = [
     "save_result",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - whatever the named attribute is
+    """Import the training parts on first use (PEP 562)."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    msg = f"module 'model' has no attribute {name!r}"
+    raise AttributeError(msg)

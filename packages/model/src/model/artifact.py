@@ -1,8 +1,11 @@
-"""The model artifact: a directory with the skops pipeline, a manifest and a model card.
+"""The model artifact: a directory with the skops pipeline, a manifest and a model card, and
+for linear models ``inference.json``, the pipeline compiled to NumPy (:mod:`model.compiled`).
 
-Loading verifies before it trusts: the manifest's format version, every file's sha256, the
-features version (train/serve skew), and the types inside the skops file against a list fixed
-in this module, all before a single object is constructed. Nothing is ever unpickled.
+Loading verifies before it trusts: the manifest's format version, every file's sha256 and the
+features version (train/serve skew). The skops pipeline is loaded when first needed (at once
+when there is no compiled form), after its types are checked against a list fixed in this
+module, before a single object is constructed. Nothing is ever unpickled. The compiled form is
+plain JSON numbers and names; with it, predicting needs neither scikit-learn nor SciPy.
 """
 
 from __future__ import annotations
@@ -14,19 +17,26 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import skops.io as sio
+import numpy as np
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sklearn.pipeline import Pipeline
 
 import features
-from features import FeatureSpec, ValidationReport, validate_frame
+from features import FeatureSpec
+from features.compiled import Columns, frame_columns
+from model.compiled import CompiledPipeline
 from model.exceptions import ArtifactError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from features import ValidationReport
 
 FORMAT_VERSION = 1
 """Version of the artifact layout and manifest schema.
@@ -36,6 +46,7 @@ Bump it on any incompatible change to either; then either keep reading the previ
 """
 
 PIPELINE_FILE = "pipeline.skops"
+INFERENCE_FILE = "inference.json"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "MODEL_CARD.md"
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle")
@@ -88,7 +99,7 @@ class Artifact:
     path: Path
     manifest: Manifest
     spec: FeatureSpec
-    pipeline: Pipeline
+    compiled: CompiledPipeline | None
 
     @property
     def name(self) -> str:
@@ -100,21 +111,50 @@ class Artifact:
         """``<model package version>+<first 12 hex of the pipeline's sha256>``."""
         return self.manifest.model_version
 
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The scikit-learn pipeline, audited and loaded from skops on first use."""
+        return _load_pipeline(self.path / PIPELINE_FILE)
+
+    def predict_valid(self, columns: Columns) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions (and class probabilities) for rows that already passed the spec.
+
+        ``columns`` are validated columns by name (see :data:`features.compiled.Columns`).
+        The compiled form is used when the artifact has one, else the scikit-learn pipeline.
+        """
+        classification = self.spec.task == "classification"
+        if self.compiled is not None:
+            if not classification:
+                return self.compiled.predict(columns), None
+            proba = self.compiled.predict_proba(columns)
+            return self.compiled.classes[proba.argmax(axis=1)], proba
+        import pandas as pd  # noqa: PLC0415 - only the scikit-learn path needs a frame
+
+        X = pd.DataFrame({name: columns[name] for name in self.spec.feature_names})
+        if not classification:
+            return self.pipeline.predict(X), None
+        # One pass through the pipeline: the predicted class is the most probable one.
+        proba = self.pipeline.predict_proba(X)
+        return np.asarray(self.pipeline.classes_)[proba.argmax(axis=1)], proba
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in probability-column order (empty for regression)."""
+        return list(self.manifest.classes or [])
+
     def predict(self, frame: pd.DataFrame) -> Prediction:
         """Validate ``frame`` with the spec and predict its valid rows."""
-        result = validate_frame(self.spec, frame)
+        import pandas as pd  # noqa: PLC0415 - pandas is imported on first use, see features
+
+        result = features.validate_frame(self.spec, frame)
         valid = result.valid
         if valid.empty:
             return Prediction(pd.Series([], dtype=object), None, result.report)
-        X = valid[self.spec.feature_names]
-        if self.spec.task != "classification":
-            predictions = pd.Series(self.pipeline.predict(X), index=valid.index, name="prediction")
+        labels, proba = self.predict_valid(frame_columns(valid, self.spec.feature_names))
+        predictions = pd.Series(labels, index=valid.index, name="prediction")
+        if proba is None:
             return Prediction(predictions, None, result.report)
-        # One pass through the pipeline: the predicted class is the most probable one.
-        proba = self.pipeline.predict_proba(X)
-        classes = self.pipeline.classes_
-        predictions = pd.Series(classes[proba.argmax(axis=1)], index=valid.index, name="prediction")
-        probabilities = pd.DataFrame(proba, index=valid.index, columns=[str(c) for c in classes])
+        probabilities = pd.DataFrame(proba, index=valid.index, columns=self.classes)
         return Prediction(predictions, probabilities, result.report)
 
 
@@ -128,12 +168,18 @@ def sha256_file(path: Path) -> str:
 
 
 def write_artifact(
-    directory: Path, pipeline: Pipeline, manifest: dict[str, Any], card: str
+    directory: Path,
+    pipeline: Pipeline,
+    manifest: dict[str, Any],
+    card: str,
+    compiled: CompiledPipeline | None = None,
 ) -> Path:
     """Write an artifact atomically: build it beside ``directory``, then swap it in.
 
     ``manifest`` is completed here with ``format_version``, ``model_version`` and ``files``.
     """
+    import skops.io as sio  # noqa: PLC0415 - writing is a training-time job
+
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
@@ -141,7 +187,12 @@ def write_artifact(
         staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
         sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        files = {name: sha256_file(staging / name) for name in (PIPELINE_FILE, CARD_FILE)}
+        names = [PIPELINE_FILE, CARD_FILE]
+        if compiled is not None:
+            text = json.dumps(compiled.to_dict(), indent=1) + "\n"
+            (staging / INFERENCE_FILE).write_text(text, encoding="utf-8")
+            names.append(INFERENCE_FILE)
+        files = {name: sha256_file(staging / name) for name in names}
         version = f"{manifest['versions']['model']}+{files[PIPELINE_FILE][:12]}"
         full = {
             **manifest,
@@ -226,12 +277,19 @@ def _check_skew(path: Path, manifest: Manifest) -> None:
         raise ArtifactError(msg)
 
 
-def _load_pipeline(file: Path) -> Pipeline:
+def _check_skops_header(file: Path) -> None:
     with file.open("rb") as handle:
         head = handle.read(4)
     if head[:1] == b"\x80" or not head.startswith(b"PK"):
         msg = f"{file}: not a skops file (a pickle or something else); refused"
         raise ArtifactError(msg)
+
+
+def _load_pipeline(file: Path) -> Pipeline:
+    import skops.io as sio  # noqa: PLC0415 - scikit-learn is imported only when needed
+    from sklearn.pipeline import Pipeline  # noqa: PLC0415
+
+    _check_skops_header(file)
     try:
         untrusted = sio.get_untrusted_types(file=file)
     except Exception as error:
@@ -259,8 +317,21 @@ def load_artifact(path: str | Path) -> Artifact:
     _verify_files(path, manifest)
     _check_skew(path, manifest)
     spec = FeatureSpec.from_dict(manifest.feature_spec, source=f"{path / MANIFEST_FILE}")
-    pipeline = _load_pipeline(path / PIPELINE_FILE)
-    return Artifact(path=path, manifest=manifest, spec=spec, pipeline=pipeline)
+    _check_skops_header(path / PIPELINE_FILE)
+    compiled = _load_compiled(path) if INFERENCE_FILE in manifest.files else None
+    artifact = Artifact(path=path, manifest=manifest, spec=spec, compiled=compiled)
+    if compiled is None:
+        _ = artifact.pipeline  # no fast path: load (and audit) the pipeline now
+    return artifact
+
+
+def _load_compiled(path: Path) -> CompiledPipeline:
+    file = path / INFERENCE_FILE
+    try:
+        return CompiledPipeline.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as error:
+        msg = f"{file}: malformed compiled model ({type(error).__name__}: {error})"
+        raise ArtifactError(msg) from None
 
 
 def load_artifact_or_default(path: str | Path | None) -> Artifact:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import (
@@ -13,6 +14,10 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+
+from features import CompileError, compile_preprocessor
+from model.compiled import CompiledPipeline
 
 Task = Literal["classification", "regression"]
 
@@ -85,3 +90,38 @@ class HistGradientBoosting(_Estimator):
 EstimatorConfig = Annotated[
     Linear | RandomForest | HistGradientBoosting, Field(discriminator="kind")
 ]
+
+
+def compile_pipeline(pipeline: Pipeline) -> CompiledPipeline:
+    """The NumPy form of a fitted spec-preprocessing + linear pipeline.
+
+    Raises :class:`features.CompileError` for anything else (trees keep scikit-learn).
+    """
+    preprocess, estimator = (step for _, step in pipeline.steps)
+    preprocessor = compile_preprocessor(preprocess)
+    multinomial = getattr(estimator, "multi_class", "auto") in {"auto", "deprecated"}
+    if (
+        isinstance(estimator, LogisticRegression)
+        and multinomial
+        and estimator.solver != "liblinear"
+    ):
+        classes = [str(c) for c in estimator.classes_]
+        kind = "logistic"
+    elif isinstance(estimator, Ridge):
+        classes, kind = [], "linear"
+    else:
+        msg = f"no NumPy form for {type(estimator).__name__}"
+        raise CompileError(msg)
+    coef = np.atleast_2d(estimator.coef_)
+    if coef.shape[0] != (len(classes) if len(classes) > 2 else 1):
+        msg = f"unexpected coefficient shape {coef.shape} for {len(classes)} classes"
+        raise CompileError(msg)
+    return CompiledPipeline.from_dict(
+        {
+            "kind": kind,
+            "preprocessor": preprocessor.to_dict(),
+            "coef": coef.tolist(),
+            "intercept": np.atleast_1d(estimator.intercept_).tolist(),
+            "classes": classes,
+        }
+    )

@@ -103,4 +103,5 @@ The holdout is small; treat differences under a few points as noise.
 def save_result(result: TrainResult, directory: Path) -> Path:
     """Write ``result`` as an artifact in ``directory`` (replacing an older one atomically)."""
     manifest = manifest_for(result)
-    return write_artifact(directory, result.pipeline, manifest, model_card(result, manifest))
+    card = model_card(result, manifest)
+    return write_artifact(directory, result.pipeline, manifest, card, result.compiled)

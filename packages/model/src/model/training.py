@@ -10,9 +10,18 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
 
-from features import FeatureSpec, ValidationReport, build_preprocessor, validate_frame
+from features import (
+    CompileError,
+    FeatureSpec,
+    ValidationReport,
+    build_preprocessor,
+    validate_frame,
+)
+from features.compiled import frame_columns
+from model.compiled import CompiledPipeline
 from model.config import TrainConfig
 from model.data import fingerprint, read_table
+from model.estimators import compile_pipeline
 from model.exceptions import DataError
 from model.metrics import evaluate, scoring
 
@@ -32,6 +41,7 @@ class TrainResult:
     data_fingerprint: dict[str, str | int]
     n_train: int
     n_test: int
+    compiled: CompiledPipeline | None
 
 
 def _labels(spec: FeatureSpec, valid: pd.DataFrame) -> pd.Series:
@@ -89,6 +99,7 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
     progress(f"fitting on {len(X_train)} rows, evaluating on {len(X_test)}")
     pipeline.fit(X_train, y_train)
     metrics = evaluate(spec.task, y_test, pipeline.predict(X_test))
+    compiled = compile_checked(pipeline, spec, X, progress)
     return TrainResult(
         config=config,
         spec=spec,
@@ -99,7 +110,52 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
         data_fingerprint=fingerprint(config.data, len(frame)),
         n_train=len(X_train),
         n_test=len(X_test),
+        compiled=compiled,
     )
+
+
+def edge_rows(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``X`` with, in turn, each nullable feature null and each open category unseen."""
+    base = X.head(1)
+    rows = []
+    for column in spec.features:
+        if column.nullable:
+            rows.append(base.assign(**{column.name: np.nan}))
+        if column.kind == "categorical" and column.allow_unknown:
+            rows.append(base.assign(**{column.name: "\x00unseen"}))
+    if rows:
+        rows.append(base.assign(**{c.name: np.nan for c in spec.features if c.nullable}))
+    return pd.concat([base, *rows], ignore_index=True).astype(X.dtypes.to_dict())
+
+
+def compile_checked(
+    pipeline: Pipeline, spec: FeatureSpec, X: pd.DataFrame, progress: Progress = lambda _: None
+) -> CompiledPipeline | None:
+    """The pipeline's NumPy form, if it has one and it agrees with scikit-learn on ``X`` and
+    on :func:`edge_rows` (probabilities or values within 1e-9, relative, and the same classes).
+    """
+    try:
+        compiled = compile_pipeline(pipeline)
+    except CompileError as error:
+        progress(f"no NumPy inference path ({error}); serving will use scikit-learn")
+        return None
+    rows = pd.concat([X, edge_rows(spec, X)], ignore_index=True)
+    columns = frame_columns(rows, spec.feature_names)
+    if compiled.kind == "logistic":
+        expected, got = pipeline.predict_proba(rows), compiled.predict_proba(columns)
+        same = np.array_equal(pipeline.predict(rows).astype(str), compiled.predict(columns))
+    else:
+        expected, got = pipeline.predict(rows), compiled.predict(columns)
+        same = True
+    if not (same and np.allclose(got, expected, rtol=1e-9, atol=1e-12)):
+        difference = float(np.max(np.abs(got - expected)))
+        progress(
+            f"warning: the NumPy inference path differs from scikit-learn (max {difference:.3g});"
+            " not shipping it, serving will use scikit-learn. Please report this."
+        )
+        return None
+    progress(f"NumPy inference path checked against scikit-learn on {len(rows)} rows")
+    return compiled
 
 
 def score_frame(

@@ -9,10 +9,9 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-import pandas as pd
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -48,31 +47,28 @@ def load(settings: Settings) -> Artifact:
     return load_artifact_or_default(settings.artifact)
 
 
-def records_frame(artifact: Artifact, records: list[BaseModel]) -> pd.DataFrame:
-    """Validated records as a frame with the dtypes the validator expects (no object numbers)."""
-    columns: dict[str, Any] = {}
+def records_columns(artifact: Artifact, records: list[BaseModel]) -> dict[str, np.ndarray]:
+    """Validated records as the columns the model takes: float64 numbers and booleans (NaN for
+    null), object arrays of strings. The request model applied the spec's rules already."""
+    columns: dict[str, np.ndarray] = {}
     for column in artifact.spec.features:
         values = [getattr(record, column.name) for record in records]
-        if column.kind == "numeric":
-            columns[column.name] = np.array([np.nan if v is None else v for v in values], float)
+        if column.kind == "categorical":
+            columns[column.name] = np.array([np.nan if v is None else v for v in values], object)
         else:
-            columns[column.name] = pd.Series(values, dtype=object)
-    return pd.DataFrame(columns)
+            columns[column.name] = np.array([np.nan if v is None else v for v in values], float)
+    return columns
 
 
-def predict_items(artifact: Artifact, frame: pd.DataFrame) -> list[PredictionItem]:
-    """Predict every row of an already validated frame, in order."""
-    result = artifact.predict(frame)
-    if result.report.n_invalid:  # the request model applies the same rules; this is a bug guard
-        msg = f"records passed the request schema but not the spec:\n{result.report.summary()}"
-        raise RuntimeError(msg)
-    predictions = result.predictions.tolist()
-    if result.probabilities is None:
-        return [PredictionItem(prediction=float(p)) for p in predictions]
-    classes = result.probabilities.columns.tolist()
+def predict_items(artifact: Artifact, columns: dict[str, np.ndarray]) -> list[PredictionItem]:
+    """Predict every record of validated columns, in order."""
+    labels, proba = artifact.predict_valid(columns)
+    if proba is None:
+        return [PredictionItem(prediction=float(p)) for p in labels.tolist()]
+    classes = artifact.classes
     return [
         PredictionItem(prediction=str(p), probabilities=dict(zip(classes, row, strict=True)))
-        for p, row in zip(predictions, result.probabilities.to_numpy().tolist(), strict=True)
+        for p, row in zip(labels.tolist(), proba.tolist(), strict=True)
     ]
 
 
@@ -117,9 +113,9 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            check = await run_in_threadpool(artifact.predict, _self_check_frame(artifact))
-            if len(check.predictions) != 1:
-                raise RuntimeError(check.report.summary())  # noqa: TRY301 - logged just below
+            check = await run_in_threadpool(predict_items, artifact, _self_check_columns(artifact))
+            if len(check) != 1:
+                raise RuntimeError(check)  # noqa: TRY301 - logged just below
         except Exception:
             LOG.exception("self-check prediction failed; /ready stays 503")
         else:
@@ -193,8 +189,7 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     ) -> PredictResponse:
         records = body.records  # type: ignore[attr-defined]
         request.scope[STATE_KEY]["records"] = len(records)
-        frame = records_frame(artifact, records)
-        items = await run_in_threadpool(predict_items, artifact, frame)
+        items = await run_in_threadpool(predict_items, artifact, records_columns(artifact, records))
         metrics.predictions.inc(len(items))
         return PredictResponse(
             model=manifest.model_name, version=manifest.model_version, predictions=items
@@ -207,19 +202,21 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     return app
 
 
-def _self_check_frame(artifact: Artifact) -> pd.DataFrame:
+def _self_check_columns(artifact: Artifact) -> dict[str, np.ndarray]:
     """One record made of each feature's midpoint or first category."""
-    row: dict[str, Any] = {}
+    columns: dict[str, np.ndarray] = {}
     for column in artifact.spec.features:
         if column.kind == "numeric":
             low = column.min if column.min is not None else 0.0
             high = column.max if column.max is not None else low
-            row[column.name] = [(low + high) / 2 if math.isfinite(low + high) else 0.0]
+            columns[column.name] = np.array(
+                [(low + high) / 2 if math.isfinite(low + high) else 0.0]
+            )
         elif column.kind == "categorical":
-            row[column.name] = [column.categories[0]]
+            columns[column.name] = np.array([column.categories[0]], dtype=object)
         else:
-            row[column.name] = [False]
-    return pd.DataFrame(row)
+            columns[column.name] = np.array([0.0])
+    return columns
 
 
 def app_from_env() -> FastAPI:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from model import Artifact
-from serving.tabular import AtomicWriter, TableError, file_format, read_chunks
-
-DEFAULT_CHUNK_ROWS = 100_000
+from serving.exceptions import TableError
+from serving.settings import DEFAULT_CHUNK_ROWS
+from serving.tabular import AtomicWriter, file_format, read_chunks
 
 
 @dataclass(frozen=True)

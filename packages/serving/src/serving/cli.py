@@ -18,9 +18,8 @@ from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColum
 
 from features import SpecError
 from model import ModelError
-from serving.batch import DEFAULT_CHUNK_ROWS, score_file
-from serving.settings import Settings
-from serving.tabular import TableError
+from serving.exceptions import TableError
+from serving.settings import DEFAULT_CHUNK_ROWS, Settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -56,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415
+    from serving.batch import score_file  # noqa: PLC0415 - pandas and pyarrow, for scoring only
 
     artifact = load(_settings(args))
     columns = (

@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_CHUNK_ROWS = 100_000
+"""Rows per chunk for batch scoring (``serving score --chunk-rows``); bounds memory."""
+
 
 class Settings(BaseSettings):
     """Every knob of the service; ``SERVING_ARTIFACT=/models/x serving serve`` and so on."""

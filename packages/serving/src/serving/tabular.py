@@ -16,12 +16,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features import FeatureSpec
+from serving.exceptions import TableError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-
-
-class TableError(Exception):
-    """A file that cannot be read or written; the message names it."""
 
 
 def file_format(path: Path) -> str:
