@@ -122,3 +122,13 @@ def test_unknown_step_is_refused(spec: FeatureSpec, penguins: pd.DataFrame) -> N
     fitted.fit(validate_frame(spec, penguins).valid)
     with pytest.raises(CompileError, match="unsupported scaling step PolynomialFeatures"):
         compile_preprocessor(fitted)
+
+
+def test_categorical_columns_encode_like_text(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
+    _, compiled = _fit(spec, penguins)
+    frame = penguins.assign(island=penguins["island"].where(penguins.index != 3, "Anvers"))
+    as_text = frame_columns(validate_frame(spec, frame).valid, spec.feature_names)
+    categorical = frame.astype({"island": "category", "sex": "category"})
+    as_codes = frame_columns(validate_frame(spec, categorical).valid, spec.feature_names)
+    assert isinstance(as_codes["sex"], pd.Categorical)
+    np.testing.assert_array_equal(compiled.transform(as_codes), compiled.transform(as_text))

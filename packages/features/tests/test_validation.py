@@ -184,3 +184,23 @@ def test_validator_agrees_with_record_model(
         if nan_as_null:
             continue  # NaN is a null in a frame but a non-finite number in JSON; tested above
         assert accepted == (position not in invalid), (row, accepted)
+
+
+def test_pandas_categorical_input_is_checked_like_text(
+    spec: FeatureSpec, penguins: pd.DataFrame
+) -> None:
+    """What the batch scorer reads (Arrow dictionaries become pandas categoricals) gets the
+    same verdicts as plain text, and stays categorical."""
+    frame = penguins.head(8).astype({"island": object, "sex": object})
+    frame.loc[1, "sex"] = "x"  # not an allowed category
+    frame.loc[2, "sex"] = 3  # not text
+    frame.loc[3, "sex"] = None  # null (allowed)
+    frame.loc[4, "island"] = "Anvers"  # unknown island: allowed by the spec
+    as_text = validate_frame(spec, frame)
+    as_categories = validate_frame(spec, frame.astype({"island": "category", "sex": "category"}))
+    pd.testing.assert_frame_equal(as_categories.report.issues, as_text.report.issues)
+    assert as_categories.report.invalid_rows.tolist() == [1, 2]
+    assert isinstance(as_categories.valid["sex"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(
+        as_categories.valid.astype({"island": object, "sex": object}), as_text.valid
+    )

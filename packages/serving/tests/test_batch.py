@@ -56,11 +56,28 @@ def test_scores_with_rejects(
         "model_version",
     ]
     assert (scored["model_version"] == artifact.version).all()
-    if suffix == ".csv":
-        expected = artifact.predict(penguins.drop(index=[4, 6, 8, 10]).drop(columns=["species"]))
-        assert scored["prediction"].tolist() == expected.predictions.tolist()
-        np.testing.assert_allclose(scored["probability_Gentoo"], expected.probabilities["Gentoo"])
+    expected = artifact.predict(penguins.drop(index=[4, 6, 8, 10]).drop(columns=["species"]))
+    assert scored["prediction"].tolist() == expected.predictions.tolist()
+    np.testing.assert_allclose(scored["probability_Gentoo"], expected.probabilities["Gentoo"])
     assert "344 input rows = 340 scored + 4 rejected" in summary.line()
+
+
+def test_parquet_missing_or_mistyped_columns(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Missing spec columns reject every row (none is lost); a number where text is expected
+    is rejected row by row, like in CSV."""
+    source, output = tmp_path / "odd.parquet", tmp_path / "odd.out.parquet"
+    penguins[["species"]].head(7).to_parquet(source)
+    summary = score_file(artifact, source, output)
+    assert (summary.input_rows, summary.scored_rows, summary.rejected_rows) == (7, 0, 7)
+    reasons = pd.read_parquet(rejects_path(output))["reasons"]
+    assert reasons.str.contains("island: missing column").all()
+    penguins.drop(columns=["species"]).head(7).assign(sex=list(range(7))).to_parquet(source)
+    summary = score_file(artifact, source, output)
+    assert (summary.scored_rows, summary.rejected_rows) == (0, 7)
+    reasons = pd.read_parquet(rejects_path(output))["reasons"]
+    assert (reasons == "sex: wrong type: expected a string").all()
 
 
 def test_many_times_the_chunk_size(artifact: Artifact, tmp_path: Path) -> None:

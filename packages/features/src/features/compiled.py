@@ -17,14 +17,19 @@ from typing import Any
 
 import numpy as np
 
-Columns = Mapping[str, np.ndarray]
-"""Validated columns by name: float64 for numbers and booleans (NaN for null), object arrays
-of strings for categories (NaN or None for null), as :func:`features.validate_frame` makes."""
+Columns = Mapping[str, Any]
+"""Validated columns by name: float64 arrays for numbers and booleans (NaN for null); for
+categories, object arrays of strings (NaN or None for null) or pandas ``Categorical`` arrays,
+as :func:`features.validate_frame` makes them."""
 
 
-def frame_columns(frame: Any, names: Iterable[str]) -> dict[str, np.ndarray]:  # noqa: ANN401
-    """The named columns of a validated DataFrame as NumPy arrays (no copy where possible)."""
-    return {name: frame[name].to_numpy() for name in names}
+def frame_columns(frame: Any, names: Iterable[str]) -> dict[str, Any]:  # noqa: ANN401
+    """The named columns of a validated DataFrame: NumPy arrays, and pandas ``Categorical``
+    arrays kept as they are (their codes make encoding cheap). No copy where possible."""
+    return {
+        name: frame[name].array if hasattr(frame[name], "cat") else frame[name].to_numpy()
+        for name in names
+    }
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
@@ -44,13 +49,16 @@ def _fill(values: np.ndarray, fill: Any) -> np.ndarray:  # noqa: ANN401 - a numb
     return filled
 
 
-def _codes(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
-    """Position of each value in ``categories``, -1 for a value not among them."""
-    order = np.argsort(categories, kind="stable")
-    ordered = categories[order]
-    position = np.searchsorted(ordered, values).clip(max=len(ordered) - 1)
-    found = ordered[position] == values
-    return np.where(found, order[position], -1)
+def _codes(values: Any, categories: np.ndarray, fill: str) -> np.ndarray:  # noqa: ANN401
+    """Position of each value in ``categories``, -1 for a value not among them; nulls are
+    ``fill`` first. A pandas ``Categorical`` is looked up once per distinct value."""
+    position = {category: index for index, category in enumerate(categories)}.get
+    if hasattr(values, "codes") and hasattr(values, "categories"):
+        distinct = [position(c, -1) for c in values.categories]
+        lookup = np.array([*distinct, position(fill, -1)], dtype=np.intp)  # code -1: null
+        return lookup[np.asarray(values.codes)]
+    filled = _fill(np.asarray(values, dtype=object), fill)
+    return np.fromiter((position(v, -1) for v in filled), dtype=np.intp, count=len(filled))
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,11 @@ class _OneHot:
     infrequent: np.ndarray | None  # rare categories, and unknown ones, share one last column
 
     def transform(self, columns: Columns) -> np.ndarray:
-        values = _fill(np.asarray(columns[self.column], dtype=object), self.fill)
-        codes = _codes(values, self.categories)
+        codes = _codes(columns[self.column], self.categories, self.fill)
         width = len(self.categories) + (self.infrequent is not None)
         if self.infrequent is not None:
             codes = np.where(codes < 0, width - 1, codes)
-        out = np.zeros((len(values), width))
+        out = np.zeros((len(codes), width))
         known = codes >= 0
         out[np.flatnonzero(known), codes[known]] = 1.0
         return out
@@ -109,8 +116,7 @@ class _Ordinal:
     categories: np.ndarray
 
     def transform(self, columns: Columns) -> np.ndarray:
-        values = _fill(np.asarray(columns[self.column], dtype=object), self.fill)
-        return _codes(values, self.categories).astype(np.float64)[:, None]
+        return _codes(columns[self.column], self.categories, self.fill).astype(np.float64)[:, None]
 
 
 @dataclass(frozen=True)

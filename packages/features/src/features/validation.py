@@ -55,11 +55,17 @@ class ValidationReport:
             return pd.DataFrame(
                 {"row": pd.Series(dtype=np.int64), "reasons": pd.Series(dtype=object)}
             )
-        text = self.issues["column"] + ": " + self.issues["reason"]
-        grouped = text.groupby(self.issues["row"], sort=True).agg("; ".join)
-        return pd.DataFrame(
-            {"row": grouped.index.to_numpy(np.int64), "reasons": grouped.to_numpy()}
-        )
+        # join each run of equal rows, in issue order (most runs are one issue long)
+        order = np.argsort(self.issues["row"].to_numpy(np.int64), kind="stable")
+        issues = self.issues.iloc[order]
+        rows = issues["row"].to_numpy(np.int64)
+        text = (issues["column"] + ": " + issues["reason"]).to_numpy(object)
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        ends = np.r_[starts[1:], len(rows)]
+        joined = text[starts]
+        for index in np.flatnonzero(ends - starts > 1):
+            joined[index] = "; ".join(text[starts[index] : ends[index]])
+        return pd.DataFrame({"row": rows[starts], "reasons": pd.Series(joined, dtype=object)})
 
     def summary(self) -> str:
         """A one-paragraph account: counts, the commonest reasons, ignored columns."""
@@ -137,6 +143,8 @@ def _numeric(column: NumericColumn, series: pd.Series) -> tuple[pd.Series, Check
 
 
 def _categorical(column: CategoricalColumn, series: pd.Series) -> tuple[pd.Series, Checks]:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return _from_pandas_categorical(column, series)
     nulls = series.isna().to_numpy()
     if ptypes.is_string_dtype(series.dtype) and not ptypes.is_object_dtype(series.dtype):
         wrong = np.zeros(len(series), dtype=bool)
@@ -145,16 +153,35 @@ def _categorical(column: CategoricalColumn, series: pd.Series) -> tuple[pd.Serie
             wrong = np.zeros(len(series), dtype=bool)
         else:
             wrong = _element_mask(series, lambda v: isinstance(v, str))
-    elif isinstance(series.dtype, pd.CategoricalDtype):
-        wrong = _element_mask(series.astype(object), lambda v: isinstance(v, str))
     else:
         wrong = ~nulls
     values = series.astype(object).where(~(nulls | wrong), np.nan)
     checks: Checks = [("wrong type: expected a string", wrong)]
     if not column.allow_unknown:
         unknown = ~(nulls | wrong) & ~values.isin(column.categories).to_numpy()
-        checks.append((f"category not allowed (allowed: {', '.join(column.categories)})", unknown))
+        checks.append((_not_allowed(column), unknown))
     return values, [*checks, *_null_check(column, nulls)]
+
+
+def _from_pandas_categorical(
+    column: CategoricalColumn, series: pd.Series
+) -> tuple[pd.Series, Checks]:
+    """The same checks, made once per distinct value instead of once per row."""
+    categories = series.cat.categories
+    codes = series.cat.codes.to_numpy()
+    nulls = codes < 0
+    text = np.array([isinstance(c, str) for c in categories] + [True], dtype=bool)
+    allowed = np.append(categories.isin(column.categories), True)
+    wrong = ~text[codes]  # code -1 (null) picks the last entry: True
+    values = series.where(~wrong).cat.remove_unused_categories()  # stays categorical
+    checks: Checks = [("wrong type: expected a string", wrong)]
+    if not column.allow_unknown:
+        checks.append((_not_allowed(column), ~wrong & ~allowed[codes]))
+    return values, [*checks, *_null_check(column, nulls)]
+
+
+def _not_allowed(column: CategoricalColumn) -> str:
+    return f"category not allowed (allowed: {', '.join(column.categories)})"
 
 
 def _boolean(column: BooleanColumn, series: pd.Series) -> tuple[pd.Series, Checks]:
@@ -177,7 +204,7 @@ def _null_check(column: Column, nulls: np.ndarray) -> Checks:
 
 def check_column(column: Column, series: pd.Series) -> tuple[pd.Series, Checks]:
     """Normalise one column (float64 for numbers and booleans, object for strings, NaN for
-    missing) and return it with its failing masks, one per reason."""
+    missing; a pandas categorical stays one) and return it with its failing masks."""
     if column.kind == "numeric":
         return _numeric(column, series)
     if column.kind == "categorical":

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from features import validate_frame
+from features.compiled import frame_columns
 from model import Artifact
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS
@@ -44,27 +48,47 @@ def rejects_path(output: Path) -> Path:
 
 def _scored(
     artifact: Artifact, chunk: pd.DataFrame, key: pd.Series
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    result = artifact.predict(chunk)
-    valid = result.predictions.index.to_numpy()
-    scored = pd.DataFrame({key.name: key.to_numpy()[valid]})
-    predictions = result.predictions.to_numpy()
-    scored["prediction"] = (
-        predictions.astype(str)
-        if artifact.spec.task == "classification"
-        else (predictions.astype(np.float64))
+) -> tuple[pa.Table, pd.DataFrame]:
+    """The scored rows as an Arrow table (no pandas strings on the hot path), the rejected
+    rows with their reasons and raw values as a frame."""
+    result = validate_frame(artifact.spec, chunk)
+    valid = result.valid
+    labels, proba = (
+        artifact.predict_valid(frame_columns(valid, artifact.spec.feature_names))
+        if len(valid)
+        else (np.array([], dtype=object), np.zeros((0, len(artifact.classes))))
     )
-    if result.probabilities is not None:
-        for name in result.probabilities.columns:
-            scored[f"probability_{name}"] = result.probabilities[name].to_numpy(np.float64)
-    scored["model_version"] = artifact.version
+    columns = {str(key.name): pa.Array.from_pandas(key.iloc[valid.index.to_numpy()])}
+    if proba is None:
+        columns["prediction"] = pa.array(labels, type=pa.float64())
+    else:  # class names by index in Arrow: no Python string per row
+        columns["prediction"] = pa.array(artifact.classes).take(proba.argmax(axis=1))
+        for index, name in enumerate(artifact.classes):
+            columns[f"probability_{name}"] = pa.array(proba[:, index], type=pa.float64())
+    columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(valid))
     reasons = result.report.reasons_by_row()
     rows = reasons["row"].to_numpy()
     rejected = pd.DataFrame({key.name: key.to_numpy()[rows], "reasons": reasons["reasons"]})
     for name in artifact.spec.feature_names:
         if name in chunk.columns:
-            rejected[name] = chunk[name].iloc[rows].astype("string").to_numpy()
-    return scored, rejected
+            raw = chunk[name].iloc[rows].tolist()
+            rejected[name] = pd.Series([None if pd.isna(v) else str(v) for v in raw], dtype=object)
+    return pa.table(columns), rejected
+
+
+def _prefetched(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Read the next chunk in a background thread while the caller scores this one (Arrow
+    decodes and writes without holding the GIL, so reading, scoring and writing overlap)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
+        upcoming = reader.submit(next, chunks, None)
+        while (chunk := upcoming.result()) is not None:
+            upcoming = reader.submit(next, chunks, None)
+            yield chunk
+
+
+def _write(out: AtomicWriter, scored: pa.Table, bad: AtomicWriter, rejected: pd.DataFrame) -> None:
+    out.write(scored)
+    bad.write(rejected)
 
 
 def score_file(
@@ -92,19 +116,27 @@ def score_file(
     id_column = artifact.spec.id_column
     offset = scored_rows = rejected_rows = 0
     rejects = rejects_path(output)
-    with AtomicWriter(output) as out, AtomicWriter(rejects, keep_empty=False) as bad:
-        for chunk in read_chunks(source, artifact.spec, chunk_rows):
+    with (
+        AtomicWriter(output) as out,
+        AtomicWriter(rejects, keep_empty=False) as bad,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,
+    ):
+        written: Future[None] | None = None
+        for chunk in _prefetched(read_chunks(source, artifact.spec, chunk_rows)):
             if id_column and id_column in chunk.columns:
                 key = chunk[id_column]
             else:
                 key = pd.Series(np.arange(offset, offset + len(chunk), dtype=np.int64), name="row")
             scored, rejected = _scored(artifact, chunk, key)
-            out.write(scored)
-            bad.write(rejected)
+            if written is not None:
+                written.result()  # one chunk in flight at most: memory stays bounded
+            written = writer.submit(_write, out, scored, bad, rejected)
             scored_rows += len(scored)
             rejected_rows += len(rejected)
             offset += len(chunk)
             progress(len(chunk))
+        if written is not None:
+            written.result()
         if offset == 0:
             out.write(pd.DataFrame({"row": pd.Series(dtype=np.int64)}))
     if scored_rows + rejected_rows != offset:  # pragma: no cover - an invariant, not a branch

@@ -12,6 +12,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -32,7 +33,13 @@ def file_format(path: Path) -> str:
 
 def _batches(path: Path, spec: FeatureSpec, rows: int) -> Iterator[pa.RecordBatch]:
     if file_format(path) == "parquet":
-        yield from pq.ParquetFile(path).iter_batches(batch_size=min(rows, 65_536))
+        # Only the columns scoring uses; text categories straight into Arrow dictionaries.
+        names = pq.read_schema(path).names
+        categorical = [c.name for c in spec.features if c.kind == "categorical" and c.name in names]
+        source = pq.ParquetFile(path, read_dictionary=categorical)
+        used = {*spec.feature_names, *([spec.id_column] if spec.id_column else [])}
+        columns = [n for n in names if n in used]  # none at all still gives the row count
+        yield from source.iter_batches(batch_size=min(rows, 65_536), columns=columns)
         return
     # Spec columns are read as text and typed by `_typed`, so one bad value in a numeric column
     # becomes one rejected row, not a failed block.
@@ -60,14 +67,28 @@ def read_chunks(path: Path, spec: FeatureSpec, chunk_rows: int) -> Iterator[pd.D
             size += batch.num_rows
             while size >= chunk_rows:
                 table = pa.Table.from_batches(pending)
-                yield _typed(table.slice(0, chunk_rows).to_pandas(), spec)
+                yield _frame(table.slice(0, chunk_rows), spec)
                 rest = table.slice(chunk_rows)
                 pending, size = rest.to_batches(), rest.num_rows
         if size:
-            yield _typed(pa.Table.from_batches(pending).to_pandas(), spec)
+            yield _frame(pa.Table.from_batches(pending), spec)
     except (pa.ArrowException, OSError) as error:
         msg = f"{path}: cannot read as {file_format(path)}: {error}"
         raise TableError(msg) from None
+
+
+def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
+    """A chunk as pandas. Text in the spec's categorical columns arrives as pandas categoricals:
+    Arrow encodes it in C, so no Python string is made per row, and validation and encoding
+    then work once per distinct value."""
+    for column in spec.features:
+        if column.kind != "categorical" or column.name not in table.column_names:
+            continue
+        index = table.schema.get_field_index(column.name)
+        kind = table.schema[index].type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            table = table.set_column(index, column.name, pc.dictionary_encode(table[index]))
+    return _typed(table.to_pandas(), spec)
 
 
 def _typed(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
@@ -123,15 +144,23 @@ class AtomicWriter:
         self._schema: pa.Schema | None = None
         self.rows = 0
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, frame: pd.DataFrame | pa.Table) -> None:
         """Append a chunk (same columns and types every time); empty chunks set the header."""
-        if self._writer is not None and frame.empty:
+        if self._writer is not None and len(frame) == 0:
             return
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = (
+            frame
+            if isinstance(frame, pa.Table)
+            else pa.Table.from_pandas(frame, preserve_index=False)
+        )
         if self._writer is None:
             self._schema = table.schema
             if self.format == "parquet":
-                self._writer = pq.ParquetWriter(self.temp, table.schema)
+                # Dictionary-encode text only: for numbers (probabilities) it is wasted work
+                # and took most of the write time.
+                text = [f.name for f in table.schema if pa.types.is_string(f.type)]
+                text += [f.name for f in table.schema if pa.types.is_large_string(f.type)]
+                self._writer = pq.ParquetWriter(self.temp, table.schema, use_dictionary=text)
             else:
                 self._writer = pacsv.CSVWriter(self.temp, table.schema)
         self._writer.write_table(table.cast(self._schema))
