@@ -56,7 +56,7 @@ def _codes(values: Any, categories: np.ndarray, fill: str) -> np.ndarray:  # noq
     if hasattr(values, "codes") and hasattr(values, "categories"):
         distinct = [position(c, -1) for c in values.categories]
         lookup = np.array([*distinct, position(fill, -1)], dtype=np.intp)  # code -1: null
-        return lookup[np.asarray(values.codes)]
+        return np.asarray(lookup[np.asarray(values.codes)])
     filled = _fill(np.asarray(values, dtype=object), fill)
     return np.fromiter((position(v, -1) for v in filled), dtype=np.intp, count=len(filled))
 
