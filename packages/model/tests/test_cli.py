@@ -24,6 +24,7 @@ def test_train_default_demo(
     assert "penguins-species: linear on 344 rows (0 rejected by validation)" in text
     assert "balanced_accuracy" in text
     assert f"written to {output}" in text.replace("\n", "")
+    assert "predicts with NumPy (inference.json, checked against scikit-learn on" in text
     assert load_artifact(output).name == "penguins-species"
 
 

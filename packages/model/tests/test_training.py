@@ -3,9 +3,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
+from features import validate_frame
 from model import DataError, TrainConfig, TrainResult, train
 from model.estimators import HistGradientBoosting, RandomForest
+from model.training import compile_checked
 
 
 def test_species_classification(species_result: TrainResult) -> None:
@@ -49,6 +53,30 @@ def test_different_seed_different_split(species_config: TrainConfig) -> None:
 def test_every_estimator_trains(species_config: TrainConfig, estimator) -> None:
     result = train(species_config.model_copy(update={"estimator": estimator}))
     assert result.metrics["accuracy"] > 0.9
+    assert result.compiled is None
+    assert result.inference.startswith("scikit-learn (no NumPy form for ")
+
+
+class Tempered(LogisticRegression):
+    """Probabilities that its coefficients do not give: what a NumPy form cannot reproduce."""
+
+    def predict_proba(self, X):
+        proba = super().predict_proba(X) ** 1.1
+        return proba / proba.sum(axis=1, keepdims=True)
+
+
+def test_a_disagreeing_numpy_form_is_not_shipped(
+    species_config: TrainConfig, species_result: TrainResult, penguins: pd.DataFrame
+) -> None:
+    assert species_result.compiled is not None
+    assert species_result.inference.startswith("NumPy (inference.json")
+    spec = species_result.spec
+    X = validate_frame(spec, penguins).valid[spec.feature_names]
+    y = penguins.loc[X.index, "species"]
+    pipeline = Pipeline([*species_result.pipeline.steps[:-1], ("estimator", Tempered())])
+    compiled, inference = compile_checked(pipeline.fit(X, y), spec, X)
+    assert compiled is None
+    assert "warning: the NumPy form differed from it by up to" in inference
 
 
 def test_parquet_input(species_config: TrainConfig, penguins: pd.DataFrame, tmp_path: Path) -> None:

@@ -76,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     artifact = load_artifact(output)
     role = " (the default artifact: `serving serve` and `model info` use it)" if bundle else ""
     out.print(f"artifact [bold]{artifact.name}[/] {artifact.version} written to {output}{role}")
+    out.print(f"predicts with {result.inference}", highlight=False)
     return 0
 
 
@@ -107,6 +108,7 @@ def _info(args: argparse.Namespace) -> int:
         "estimator": str(m.config["estimator"]),
         "features": ", ".join(artifact.spec.feature_names),
         "classes": ", ".join(m.classes or []) or "-",
+        "inference": "NumPy (inference.json)" if artifact.compiled else "scikit-learn",
         "created": f"{m.created_at.isoformat()} (git {m.git_commit or 'unknown'})",
         "data": f"{m.data['file']}: {m.data['rows']} rows, sha256 {m.data['sha256'][:16]}…",
         "metrics": ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()),

@@ -42,6 +42,7 @@ class TrainResult:
     n_train: int
     n_test: int
     compiled: CompiledPipeline | None
+    inference: str  # how the artifact will predict, and why (for the user)
 
 
 def _labels(spec: FeatureSpec, valid: pd.DataFrame) -> pd.Series:
@@ -99,7 +100,8 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
     progress(f"fitting on {len(X_train)} rows, evaluating on {len(X_test)}")
     pipeline.fit(X_train, y_train)
     metrics = evaluate(spec.task, y_test, pipeline.predict(X_test))
-    compiled = compile_checked(pipeline, spec, X, progress)
+    progress("compiling the NumPy inference path")
+    compiled, inference = compile_checked(pipeline, spec, X)
     return TrainResult(
         config=config,
         spec=spec,
@@ -111,6 +113,7 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
         n_train=len(X_train),
         n_test=len(X_test),
         compiled=compiled,
+        inference=inference,
     )
 
 
@@ -129,16 +132,15 @@ def edge_rows(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
 
 
 def compile_checked(
-    pipeline: Pipeline, spec: FeatureSpec, X: pd.DataFrame, progress: Progress = lambda _: None
-) -> CompiledPipeline | None:
+    pipeline: Pipeline, spec: FeatureSpec, X: pd.DataFrame
+) -> tuple[CompiledPipeline | None, str]:
     """The pipeline's NumPy form, if it has one and it agrees with scikit-learn on ``X`` and
-    on :func:`edge_rows` (probabilities or values within 1e-9, relative, and the same classes).
-    """
+    on :func:`edge_rows` (probabilities or values within 1e-9, relative, and the same classes),
+    with a sentence saying which way the artifact will predict and why."""
     try:
         compiled = compile_pipeline(pipeline)
     except CompileError as error:
-        progress(f"no NumPy inference path ({error}); serving will use scikit-learn")
-        return None
+        return None, f"scikit-learn ({error})"
     rows = pd.concat([X, edge_rows(spec, X)], ignore_index=True)
     columns = frame_columns(rows, spec.feature_names)
     if compiled.kind == "logistic":
@@ -149,13 +151,11 @@ def compile_checked(
         same = True
     if not (same and np.allclose(got, expected, rtol=1e-9, atol=1e-12)):
         difference = float(np.max(np.abs(got - expected)))
-        progress(
-            f"warning: the NumPy inference path differs from scikit-learn (max {difference:.3g});"
-            " not shipping it, serving will use scikit-learn. Please report this."
+        return None, (
+            f"scikit-learn (warning: the NumPy form differed from it by up to {difference:.3g}, "
+            "so it was not shipped; please report this)"
         )
-        return None
-    progress(f"NumPy inference path checked against scikit-learn on {len(rows)} rows")
-    return compiled
+    return compiled, f"NumPy (inference.json, checked against scikit-learn on {len(rows)} rows)"
 
 
 def score_frame(
