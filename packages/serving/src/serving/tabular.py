@@ -80,16 +80,25 @@ def read_chunks(path: Path, spec: FeatureSpec, chunk_rows: int) -> Iterator[pd.D
 
 
 def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
-    """A chunk as pandas. Text in the spec's categorical columns arrives as pandas categoricals:
-    Arrow encodes it in C, so no Python string is made per row, and validation and encoding
-    then work once per distinct value."""
+    """A chunk as pandas. Text in numeric columns (CSV) is parsed by Arrow when the whole
+    column parses, else left to :func:`_typed`, value by value. Text in categorical columns
+    arrives as pandas categoricals: Arrow encodes it in C, so no Python string is made per row,
+    and validation and encoding then work once per distinct value."""
     for column in spec.features:
-        if column.kind != "categorical" or column.name not in table.column_names:
+        if column.kind == "boolean" or column.name not in table.column_names:
             continue
         index = table.schema.get_field_index(column.name)
         kind = table.schema[index].type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            continue
+        if column.kind == "categorical":
             table = table.set_column(index, column.name, pc.dictionary_encode(table[index]))
+            continue
+        try:
+            numbers = pc.cast(table[index], pa.float64())
+        except pa.ArrowInvalid:
+            continue  # some value is not a number: _typed finds which
+        table = table.set_column(index, column.name, numbers)
     return _typed(table.to_pandas(), spec)
 
 
