@@ -32,33 +32,19 @@ def frame_columns(frame: Any, names: Iterable[str]) -> dict[str, Any]:  # noqa: 
     }
 
 
-def _missing(values: np.ndarray) -> np.ndarray:
-    """Nulls in a column: NaN for numbers; NaN or None for object arrays."""
-    if values.dtype != object:
-        return np.asarray(np.isnan(values))
-    nan = values != values  # noqa: PLR0124 - only NaN differs from itself
-    return np.asarray(nan | (values == None), dtype=bool)  # noqa: E711 - elementwise
-
-
-def _fill(values: np.ndarray, fill: Any) -> np.ndarray:  # noqa: ANN401 - a number or a string
-    missing = _missing(values)
-    if not missing.any():
-        return values
-    filled = values.copy()
-    filled[missing] = fill
-    return filled
-
-
 def _codes(values: Any, categories: np.ndarray, fill: str) -> np.ndarray:  # noqa: ANN401
-    """Position of each value in ``categories``, -1 for a value not among them; nulls are
-    ``fill`` first. A pandas ``Categorical`` is looked up once per distinct value."""
+    """Position of each value in ``categories``, -1 for a value not among them; nulls (NaN or
+    None) are ``fill`` first. A pandas ``Categorical`` is looked up once per distinct value."""
     position = {category: index for index, category in enumerate(categories)}.get
     if hasattr(values, "codes") and hasattr(values, "categories"):
         distinct = [position(c, -1) for c in values.categories]
         lookup = np.array([*distinct, position(fill, -1)], dtype=np.intp)  # code -1: null
         return np.asarray(lookup[np.asarray(values.codes)])
-    filled = _fill(np.asarray(values, dtype=object), fill)
-    return np.fromiter((position(v, -1) for v in filled), dtype=np.intp, count=len(filled))
+    values = np.asarray(values, dtype=object)
+    nulls = (values != values) | (values == None)  # noqa: E711, PLR0124 - elementwise NaN/None
+    codes = np.fromiter((position(v, -1) for v in values), dtype=np.intp, count=len(values))
+    codes[nulls] = position(fill, -1)
+    return codes
 
 
 @dataclass(frozen=True)
@@ -74,8 +60,12 @@ class _Affine:
     def from_dict(cls, raw: Mapping[str, Any]) -> _Affine:
         return cls(*(np.asarray(raw[k], dtype=np.float64) for k in cls.__dataclass_fields__))
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray((x - self.subtract) / self.divide * self.multiply + self.add)
+    def apply(self, x: np.ndarray) -> None:
+        """In place, in scikit-learn's order of operations (so the results are identical)."""
+        x -= self.subtract
+        x /= self.divide
+        x *= self.multiply
+        x += self.add
 
 
 @dataclass(frozen=True)
@@ -86,9 +76,14 @@ class _Number:
     high: float
     scale: _Affine
 
-    def transform(self, columns: Columns) -> np.ndarray:
-        x = _fill(np.asarray(columns[self.column], dtype=np.float64), self.fill)
-        return self.scale.apply(np.clip(x, self.low, self.high))[:, None]
+    width = 1
+
+    def write(self, columns: Columns, out: np.ndarray) -> None:
+        column = out[:, 0]
+        column[:] = columns[self.column]
+        column[np.isnan(column)] = self.fill
+        np.clip(column, self.low, self.high, out=column)
+        self.scale.apply(column)
 
 
 @dataclass(frozen=True)
@@ -98,15 +93,17 @@ class _OneHot:
     categories: np.ndarray  # the frequent categories, in output order
     infrequent: np.ndarray | None  # rare categories, and unknown ones, share one last column
 
-    def transform(self, columns: Columns) -> np.ndarray:
+    @property
+    def width(self) -> int:
+        return len(self.categories) + (self.infrequent is not None)
+
+    def write(self, columns: Columns, out: np.ndarray) -> None:
         codes = _codes(columns[self.column], self.categories, self.fill)
-        width = len(self.categories) + (self.infrequent is not None)
         if self.infrequent is not None:
-            codes = np.where(codes < 0, width - 1, codes)
-        out = np.zeros((len(codes), width))
+            codes[codes < 0] = self.width - 1
+        out[:] = 0.0
         known = codes >= 0
         out[np.flatnonzero(known), codes[known]] = 1.0
-        return out
 
 
 @dataclass(frozen=True)
@@ -115,8 +112,10 @@ class _Ordinal:
     fill: str
     categories: np.ndarray
 
-    def transform(self, columns: Columns) -> np.ndarray:
-        return _codes(columns[self.column], self.categories, self.fill).astype(np.float64)[:, None]
+    width = 1
+
+    def write(self, columns: Columns, out: np.ndarray) -> None:
+        out[:, 0] = _codes(columns[self.column], self.categories, self.fill)
 
 
 @dataclass(frozen=True)
@@ -126,13 +125,19 @@ class _Ratios:
     fill: np.ndarray
     scale: _Affine
 
-    def transform(self, columns: Columns) -> np.ndarray:
-        num = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n, _ in self.pairs])
-        den = np.column_stack([np.asarray(columns[d], dtype=np.float64) for _, d in self.pairs])
-        out = np.full(num.shape, np.nan)
-        np.divide(num, den, out=out, where=np.abs(den) > self.eps)
-        out = np.where(np.isnan(out), self.fill, out)
-        return self.scale.apply(out)
+    @property
+    def width(self) -> int:
+        return len(self.pairs)
+
+    def write(self, columns: Columns, out: np.ndarray) -> None:
+        for index, (numerator, denominator) in enumerate(self.pairs):
+            ratio = out[:, index]
+            num = np.asarray(columns[numerator], dtype=np.float64)
+            den = np.asarray(columns[denominator], dtype=np.float64)
+            ratio[:] = np.nan
+            np.divide(num, den, out=ratio, where=np.abs(den) > self.eps)
+            ratio[np.isnan(ratio)] = self.fill[index]
+        self.scale.apply(out)
 
 
 _Branch = _Number | _OneHot | _Ordinal | _Ratios
@@ -188,9 +193,18 @@ class CompiledPreprocessor:
         return dict(self.description)
 
     def transform(self, columns: Columns) -> np.ndarray:
-        """The model matrix, shape ``(n_rows, n_features_out)``, from validated columns."""
-        out = np.hstack([branch.transform(columns) for branch in self.branches])
-        if out.shape[1] != self.n_features_out:
-            msg = f"compiled preprocessing made {out.shape[1]} features, not {self.n_features_out}"
+        """The model matrix, shape ``(n_rows, n_features_out)``, from validated columns.
+
+        Each branch writes straight into its own columns of one column-major matrix.
+        """
+        width = sum(branch.width for branch in self.branches)
+        if width != self.n_features_out:
+            msg = f"compiled preprocessing makes {width} features, not {self.n_features_out}"
             raise ValueError(msg)
+        n_rows = len(next(iter(columns.values()))) if columns else 0
+        out = np.empty((n_rows, width), order="F")
+        start = 0
+        for branch in self.branches:
+            branch.write(columns, out[:, start : start + branch.width])
+            start += branch.width
         return out
