@@ -223,7 +223,8 @@ def test_every_estimator_round_trips(
     )
     result = train(config.model_copy(update={"estimator": estimator}))
     loaded = load_artifact(save_result(result, tmp_path / kind))
-    assert loaded.compiled is None, "trees have no NumPy form; they predict with scikit-learn"
+    assert loaded.compiled is not None, "the preprocessing compiles for every estimator"
+    assert loaded.compiled.estimator is None, "trees are left to scikit-learn"
     X = penguins.drop(columns=[loaded.spec.target.name])
     np.testing.assert_array_equal(
         loaded.predict(X).predictions.to_numpy(),
@@ -239,6 +240,7 @@ def test_compiled_form_predicts_like_the_pipeline(
     result = train(config)
     loaded = load_artifact(save_result(result, tmp_path / task))
     assert loaded.compiled is not None
+    assert loaded.compiled.estimator is not None
     valid = features.validate_frame(loaded.spec, penguins).valid
     labels, proba = loaded.predict_valid(frame_columns(valid, loaded.spec.feature_names))
     X = valid[loaded.spec.feature_names]
@@ -274,7 +276,24 @@ print(labels[0], heavy)
 
 def test_malformed_compiled_form_is_refused(copy: Path) -> None:
     raw = json.loads((copy / INFERENCE_FILE).read_text())
-    (copy / INFERENCE_FILE).write_text(json.dumps({**raw, "kind": "polynomial"}))
+    raw["estimator"]["kind"] = "polynomial"
+    (copy / INFERENCE_FILE).write_text(json.dumps(raw))
     rehash(copy)
     with pytest.raises(ArtifactError, match=r"inference\.json: malformed compiled model"):
         load_artifact(copy)
+
+
+def test_artifact_without_compiled_form_predicts_with_scikit_learn(
+    copy: Path, species_result: TrainResult, penguins: pd.DataFrame
+) -> None:
+    """What an artifact from before inference.json (or with preprocessing that does not
+    compile) does: the whole skops pipeline predicts."""
+    (copy / INFERENCE_FILE).unlink()
+    rehash(copy)
+    loaded = load_artifact(copy)
+    assert loaded.compiled is None
+    X = penguins.drop(columns=["species"])
+    np.testing.assert_array_equal(
+        loaded.predict(X).probabilities.to_numpy(),
+        species_result.pipeline.predict_proba(X[loaded.spec.feature_names]),
+    )

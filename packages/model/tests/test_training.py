@@ -53,8 +53,10 @@ def test_different_seed_different_split(species_config: TrainConfig) -> None:
 def test_every_estimator_trains(species_config: TrainConfig, estimator) -> None:
     result = train(species_config.model_copy(update={"estimator": estimator}))
     assert result.metrics["accuracy"] > 0.9
-    assert result.compiled is None
-    assert result.inference.startswith("scikit-learn (no NumPy form for ")
+    assert result.compiled is not None
+    assert result.compiled.estimator is None
+    name = type(result.pipeline[-1]).__name__
+    assert result.inference.startswith(f"NumPy preprocessing + scikit-learn {name} (inference")
 
 
 class Tempered(LogisticRegression):

@@ -74,12 +74,15 @@ def test_predictions_match_in_process(
     np.testing.assert_allclose(served, sklearn, rtol=1e-9, atol=1e-12)
 
 
-def test_tree_model_is_served_with_scikit_learn(penguins: pd.DataFrame, tmp_path) -> None:
+def test_tree_model_is_served_with_its_scikit_learn_estimator(
+    penguins: pd.DataFrame, tmp_path
+) -> None:
     config = TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml")
     forest = RandomForest(kind="random_forest", n_estimators=10)
     result = train(config.model_copy(update={"estimator": forest}))
     artifact = load_artifact(save_result(result, tmp_path / "forest"))
-    assert artifact.compiled is None
+    assert artifact.compiled is not None
+    assert artifact.compiled.estimator is None  # compiled preprocessing, scikit-learn forest
     frame = penguins.head(30)
     with TestClient(create_app(Settings(), artifact)) as client:
         assert client.get("/ready").status_code == 200

@@ -22,7 +22,7 @@ from model.artifact import (
     load_artifact_or_default,
     load_default,
 )
-from model.compiled import CompiledPipeline
+from model.compiled import CompiledLinear, CompiledPipeline
 from model.exceptions import ArtifactError, ConfigError, DataError, ModelError, QualityGateError
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "TRUSTED_TYPES",
     "Artifact",
     "ArtifactError",
+    "CompiledLinear",
     "CompiledPipeline",
     "ConfigError",
     "DataError",

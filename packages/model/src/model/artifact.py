@@ -1,11 +1,12 @@
-"""The model artifact: a directory with the skops pipeline, a manifest and a model card, and
-for linear models ``inference.json``, the pipeline compiled to NumPy (:mod:`model.compiled`).
+"""The model artifact: a directory with the skops pipeline, a manifest, a model card and
+``inference.json``, the pipeline compiled to NumPy (:mod:`model.compiled`).
 
 Loading verifies before it trusts: the manifest's format version, every file's sha256 and the
 features version (train/serve skew). The skops pipeline is loaded when first needed (at once
-when there is no compiled form), after its types are checked against a list fixed in this
+unless the whole model compiled), after its types are checked against a list fixed in this
 module, before a single object is constructed. Nothing is ever unpickled. The compiled form is
-plain JSON numbers and names; with it, predicting needs neither scikit-learn nor SciPy.
+plain JSON numbers and names; for a linear model, predicting then needs neither scikit-learn
+nor SciPy.
 """
 
 from __future__ import annotations
@@ -120,22 +121,29 @@ class Artifact:
         """Predictions (and class probabilities) for rows that already passed the spec.
 
         ``columns`` are validated columns by name (see :data:`features.compiled.Columns`).
-        The compiled form is used when the artifact has one, else the scikit-learn pipeline.
+        The compiled preprocessing and estimator are used where the artifact has them, else
+        the scikit-learn pipeline's.
         """
-        classification = self.spec.task == "classification"
+        matrix = self._matrix(columns)
+        estimator: Any = (
+            self.pipeline[-1]
+            if self.compiled is None or self.compiled.estimator is None
+            else self.compiled.estimator
+        )
+        if self.spec.task != "classification":
+            return np.asarray(estimator.predict(matrix)), None
+        # One pass through the model: the predicted class is the most probable one.
+        proba = np.asarray(estimator.predict_proba(matrix))
+        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba
+
+    def _matrix(self, columns: Columns) -> np.ndarray:
+        """The model matrix: what the pipeline's preprocessing hands its estimator."""
         if self.compiled is not None:
-            if not classification:
-                return self.compiled.predict(columns), None
-            proba = self.compiled.predict_proba(columns)
-            return self.compiled.classes[proba.argmax(axis=1)], proba
+            return self.compiled.preprocessor.transform(columns)
         import pandas as pd  # noqa: PLC0415 - only the scikit-learn path needs a frame
 
-        X = pd.DataFrame({name: columns[name] for name in self.spec.feature_names})
-        if not classification:
-            return self.pipeline.predict(X), None
-        # One pass through the pipeline: the predicted class is the most probable one.
-        proba = self.pipeline.predict_proba(X)
-        return np.asarray(self.pipeline.classes_)[proba.argmax(axis=1)], proba
+        frame = pd.DataFrame({name: columns[name] for name in self.spec.feature_names})
+        return np.asarray(self.pipeline[:-1].transform(frame))
 
     @property
     def classes(self) -> list[str]:
@@ -320,8 +328,8 @@ def load_artifact(path: str | Path) -> Artifact:
     _check_skops_header(path / PIPELINE_FILE)
     compiled = _load_compiled(path) if INFERENCE_FILE in manifest.files else None
     artifact = Artifact(path=path, manifest=manifest, spec=spec, compiled=compiled)
-    if compiled is None:
-        _ = artifact.pipeline  # no fast path: load (and audit) the pipeline now
+    if compiled is None or compiled.estimator is None:
+        _ = artifact.pipeline  # its estimator is needed: load (and audit) the pipeline now
     return artifact
 
 

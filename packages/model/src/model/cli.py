@@ -15,7 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from features import SpecError
-from model.artifact import default_artifact_dir, load_artifact, load_artifact_or_default
+from model.artifact import (
+    Artifact,
+    default_artifact_dir,
+    load_artifact,
+    load_artifact_or_default,
+)
 from model.config import TrainConfig
 from model.data import read_table
 from model.exceptions import ModelError, QualityGateError
@@ -94,6 +99,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inference(artifact: Artifact) -> str:
+    if artifact.compiled is None:
+        return "scikit-learn"
+    if artifact.compiled.estimator is None:
+        return "NumPy preprocessing (inference.json) + scikit-learn estimator"
+    return "NumPy (inference.json)"
+
+
 def _info(args: argparse.Namespace) -> int:
     artifact = load_artifact_or_default(args.artifact)
     m = artifact.manifest
@@ -108,7 +121,7 @@ def _info(args: argparse.Namespace) -> int:
         "estimator": str(m.config["estimator"]),
         "features": ", ".join(artifact.spec.feature_names),
         "classes": ", ".join(m.classes or []) or "-",
-        "inference": "NumPy (inference.json)" if artifact.compiled else "scikit-learn",
+        "inference": _inference(artifact),
         "created": f"{m.created_at.isoformat()} (git {m.git_commit or 'unknown'})",
         "data": f"{m.data['file']}: {m.data['rows']} rows, sha256 {m.data['sha256'][:16]}…",
         "metrics": ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()),

@@ -1,10 +1,11 @@
-"""A fitted linear pipeline as plain NumPy: the fast inference path that needs no scikit-learn.
+"""A fitted pipeline as plain NumPy: the fast inference path.
 
 Training compiles the pipeline (:func:`model.estimators.compile_pipeline`) and checks the
 result against scikit-learn on the training rows and edge cases before it ships it as
-``inference.json`` beside the skops file. Loading it imports NumPy only, so a serving process
-starts without scikit-learn and SciPy, and one record is predicted in microseconds. Models
-without a compiled form (trees) keep using the skops pipeline.
+``inference.json`` beside the skops file. The preprocessing always compiles; a linear
+estimator (logistic or ridge regression) compiles too, and then predicting needs NumPy only:
+a serving process starts without scikit-learn and SciPy, and one record takes microseconds.
+For other estimators (trees) the compiled preprocessing feeds scikit-learn's fitted estimator.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from features.compiled import Columns, CompiledPreprocessor
+from features.compiled import CompiledPreprocessor
 
 Kind = Literal["logistic", "linear"]
 
@@ -29,18 +30,18 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class CompiledPipeline:
-    """Preprocessing plus a linear model: logistic (class probabilities) or linear (values)."""
+class CompiledLinear:
+    """A fitted linear model on the model matrix, with scikit-learn's ``predict`` and
+    ``predict_proba``: logistic (class probabilities) or linear (values)."""
 
-    preprocessor: CompiledPreprocessor
     kind: Kind
     coef: np.ndarray  # (n_classes or 1, n_features)
     intercept: np.ndarray  # (n_classes or 1,)
     classes: np.ndarray  # class labels for "logistic", empty for "linear"
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> CompiledPipeline:
-        """Build from plain data (``inference.json``)."""
+    def from_dict(cls, raw: Mapping[str, Any]) -> CompiledLinear:
+        """Build from plain data."""
         kind = raw["kind"]
         if kind not in {"logistic", "linear"}:
             msg = f"unknown compiled estimator kind {kind!r}"
@@ -50,7 +51,6 @@ class CompiledPipeline:
             msg = "a compiled logistic model needs its classes, a linear one has none"
             raise ValueError(msg)
         return cls(
-            CompiledPreprocessor.from_dict(raw["preprocessor"]),
             kind,
             np.atleast_2d(np.asarray(raw["coef"], dtype=np.float64)),
             np.atleast_1d(np.asarray(raw["intercept"], dtype=np.float64)),
@@ -61,29 +61,52 @@ class CompiledPipeline:
         """Plain data for JSON; floats round-trip exactly."""
         return {
             "kind": self.kind,
-            "preprocessor": self.preprocessor.to_dict(),
             "coef": self.coef.tolist(),
             "intercept": self.intercept.tolist(),
             "classes": self.classes.tolist(),
         }
 
-    def _scores(self, columns: Columns) -> np.ndarray:
-        scores: np.ndarray = self.preprocessor.transform(columns) @ self.coef.T + self.intercept
-        return scores
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X @ self.coef.T + self.intercept)
 
-    def predict_proba(self, columns: Columns) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, columns ordered like :attr:`classes`."""
         if self.kind != "logistic":
             msg = "predict_proba needs a classifier"
             raise TypeError(msg)
-        scores = self._scores(columns)
+        scores = self._scores(X)
         if scores.shape[1] > 1:
             return _softmax(scores)
         positive = np.exp(-np.logaddexp(0.0, -scores[:, 0]))  # the logistic, without overflow
         return np.column_stack([1.0 - positive, positive])
 
-    def predict(self, columns: Columns) -> np.ndarray:
+    def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted values (regression) or class labels (the most probable class)."""
         if self.kind == "linear":
-            return self._scores(columns)[:, 0]
-        return np.asarray(self.classes[self.predict_proba(columns).argmax(axis=1)])
+            return self._scores(X)[:, 0]
+        return np.asarray(self.classes[self.predict_proba(X).argmax(axis=1)])
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """The compiled preprocessing, and the compiled estimator when there is one (else the
+    artifact's scikit-learn estimator takes the model matrix)."""
+
+    preprocessor: CompiledPreprocessor
+    estimator: CompiledLinear | None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CompiledPipeline:
+        """Build from plain data (``inference.json``)."""
+        estimator = raw["estimator"]
+        return cls(
+            CompiledPreprocessor.from_dict(raw["preprocessor"]),
+            None if estimator is None else CompiledLinear.from_dict(estimator),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON; floats round-trip exactly."""
+        return {
+            "preprocessor": self.preprocessor.to_dict(),
+            "estimator": None if self.estimator is None else self.estimator.to_dict(),
+        }

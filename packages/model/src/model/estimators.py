@@ -16,8 +16,8 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
-from features import CompileError, compile_preprocessor
-from model.compiled import CompiledPipeline
+from features import compile_preprocessor
+from model.compiled import CompiledLinear, CompiledPipeline
 
 Task = Literal["classification", "regression"]
 
@@ -93,12 +93,16 @@ EstimatorConfig = Annotated[
 
 
 def compile_pipeline(pipeline: Pipeline) -> CompiledPipeline:
-    """The NumPy form of a fitted spec-preprocessing + linear pipeline.
+    """The NumPy form of a fitted spec-preprocessing + estimator pipeline: the preprocessing
+    always, the estimator when it is linear (else it stays scikit-learn's).
 
-    Raises :class:`features.CompileError` for anything else (trees keep scikit-learn).
+    Raises :class:`features.CompileError` when the preprocessing holds an unknown step.
     """
     preprocess, estimator = (step for _, step in pipeline.steps)
-    preprocessor = compile_preprocessor(preprocess)
+    return CompiledPipeline(compile_preprocessor(preprocess), _compile_linear(estimator))
+
+
+def _compile_linear(estimator: BaseEstimator) -> CompiledLinear | None:
     multinomial = getattr(estimator, "multi_class", "auto") in {"auto", "deprecated"}
     if (
         isinstance(estimator, LogisticRegression)
@@ -110,16 +114,13 @@ def compile_pipeline(pipeline: Pipeline) -> CompiledPipeline:
     elif isinstance(estimator, Ridge):
         classes, kind = [], "linear"
     else:
-        msg = f"no NumPy form for {type(estimator).__name__}"
-        raise CompileError(msg)
+        return None
     coef = np.atleast_2d(estimator.coef_)
     if coef.shape[0] != (len(classes) if len(classes) > 2 else 1):
-        msg = f"unexpected coefficient shape {coef.shape} for {len(classes)} classes"
-        raise CompileError(msg)
-    return CompiledPipeline.from_dict(
+        return None
+    return CompiledLinear.from_dict(
         {
             "kind": kind,
-            "preprocessor": preprocessor.to_dict(),
             "coef": coef.tolist(),
             "intercept": np.atleast_1d(estimator.intercept_).tolist(),
             "classes": classes,

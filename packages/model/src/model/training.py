@@ -134,20 +134,23 @@ def edge_rows(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
 def compile_checked(
     pipeline: Pipeline, spec: FeatureSpec, X: pd.DataFrame
 ) -> tuple[CompiledPipeline | None, str]:
-    """The pipeline's NumPy form, if it has one and it agrees with scikit-learn on ``X`` and
-    on :func:`edge_rows` (probabilities or values within 1e-9, relative, and the same classes),
-    with a sentence saying which way the artifact will predict and why."""
+    """The pipeline's NumPy form, if it has one and, with the estimator it leaves to
+    scikit-learn, agrees with the pipeline on ``X`` and on :func:`edge_rows` (probabilities or
+    values within 1e-9, relative, and the same classes); and a sentence saying which way the
+    artifact will predict and why."""
     try:
         compiled = compile_pipeline(pipeline)
     except CompileError as error:
         return None, f"scikit-learn ({error})"
     rows = pd.concat([X, edge_rows(spec, X)], ignore_index=True)
-    columns = frame_columns(rows, spec.feature_names)
-    if compiled.kind == "logistic":
-        expected, got = pipeline.predict_proba(rows), compiled.predict_proba(columns)
-        same = np.array_equal(pipeline.predict(rows).astype(str), compiled.predict(columns))
+    matrix = compiled.preprocessor.transform(frame_columns(rows, spec.feature_names))
+    estimator = compiled.estimator or pipeline[-1]
+    if spec.task == "classification":
+        expected, got = pipeline.predict_proba(rows), estimator.predict_proba(matrix)
+        labels = np.asarray(estimator.predict(matrix)).astype(str)
+        same = np.array_equal(pipeline.predict(rows).astype(str), labels)
     else:
-        expected, got = pipeline.predict(rows), compiled.predict(columns)
+        expected, got = pipeline.predict(rows), estimator.predict(matrix)
         same = True
     if not (same and np.allclose(got, expected, rtol=1e-9, atol=1e-12)):
         difference = float(np.max(np.abs(got - expected)))
@@ -155,7 +158,12 @@ def compile_checked(
             f"scikit-learn (warning: the NumPy form differed from it by up to {difference:.3g}, "
             "so it was not shipped; please report this)"
         )
-    return compiled, f"NumPy (inference.json, checked against scikit-learn on {len(rows)} rows)"
+    how = (
+        "NumPy"
+        if compiled.estimator is not None
+        else f"NumPy preprocessing + scikit-learn {type(pipeline[-1]).__name__}"
+    )
+    return compiled, f"{how} (inference.json, checked against scikit-learn on {len(rows)} rows)"
 
 
 def score_frame(
