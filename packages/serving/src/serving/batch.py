@@ -49,7 +49,7 @@ def rejects_path(output: Path) -> Path:
 def _scored(
     artifact: Artifact, chunk: pd.DataFrame, key: pd.Series
 ) -> tuple[pa.Table, pd.DataFrame]:
-    """The scored rows as an Arrow table (no pandas strings on the hot path), the rejected
+    """The scored rows as an Arrow table (no pandas strings on the hot path), and the rejected
     rows with their reasons and raw values as a frame."""
     result = validate_frame(artifact.spec, chunk)
     valid = result.valid
@@ -58,11 +58,11 @@ def _scored(
         if len(valid)
         else (np.array([], dtype=object), np.zeros((0, len(artifact.classes))))
     )
-    columns = {str(key.name): pa.Array.from_pandas(key.iloc[valid.index.to_numpy()])}
-    if proba is None:
-        columns["prediction"] = pa.array(labels, type=pa.float64())
-    else:  # class names by index in Arrow: no Python string per row
-        columns["prediction"] = pa.array(artifact.classes).take(proba.argmax(axis=1))
+    columns = {
+        str(key.name): pa.Array.from_pandas(key.iloc[valid.index.to_numpy()]),
+        "prediction": pa.array(labels, type=pa.float64() if proba is None else pa.string()),
+    }
+    if proba is not None:
         for index, name in enumerate(artifact.classes):
             columns[f"probability_{name}"] = pa.array(proba[:, index], type=pa.float64())
     columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(valid))
