@@ -36,7 +36,7 @@ def run_training(artifact: Artifact, *, runs: int = 3) -> None:
         [
             (f"train penguins-species (CV + fit, median of {runs})", f"{training:.2f} s"),
             (
-                "load_artifact (verify hashes, audit, load; median of 20)",
+                "load_artifact (verify hashes, read inference.json; median of 20)",
                 f"{loading * 1000:.1f} ms",
             ),
             ("artifact size", f"{size:.0f} KiB"),
