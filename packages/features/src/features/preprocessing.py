@@ -90,29 +90,15 @@ def build_preprocessor(spec: FeatureSpec) -> ColumnTransformer:
 def _scaler(step: TransformerMixin | None, width: int) -> dict[str, list[float]]:
     """A fitted scaler (or none) as ``(x - subtract) / divide * multiply + add``."""
     zeros, ones = [0.0] * width, [1.0] * width
+    identity = {"subtract": zeros, "divide": ones, "multiply": ones, "add": zeros}
     if step is None:
-        return {"subtract": zeros, "divide": ones, "multiply": ones, "add": zeros}
+        return identity
     if isinstance(step, StandardScaler) and step.with_mean and step.with_std:
-        return {
-            "subtract": _floats(step.mean_),
-            "divide": _floats(step.scale_),
-            "multiply": ones,
-            "add": zeros,
-        }
+        return {**identity, "subtract": _floats(step.mean_), "divide": _floats(step.scale_)}
     if isinstance(step, RobustScaler) and step.with_centering and step.with_scaling:
-        return {
-            "subtract": _floats(step.center_),
-            "divide": _floats(step.scale_),
-            "multiply": ones,
-            "add": zeros,
-        }
+        return {**identity, "subtract": _floats(step.center_), "divide": _floats(step.scale_)}
     if isinstance(step, MinMaxScaler) and not step.clip:
-        return {
-            "subtract": zeros,
-            "divide": ones,
-            "multiply": _floats(step.scale_),
-            "add": _floats(step.min_),
-        }
+        return {**identity, "multiply": _floats(step.scale_), "add": _floats(step.min_)}
     msg = f"unsupported scaling step {step!r}"
     raise CompileError(msg)
 

@@ -325,11 +325,12 @@ def load_artifact(path: str | Path) -> Artifact:
     _verify_files(path, manifest)
     _check_skew(path, manifest)
     spec = FeatureSpec.from_dict(manifest.feature_spec, source=f"{path / MANIFEST_FILE}")
-    _check_skops_header(path / PIPELINE_FILE)
     compiled = _load_compiled(path) if INFERENCE_FILE in manifest.files else None
     artifact = Artifact(path=path, manifest=manifest, spec=spec, compiled=compiled)
     if compiled is None or compiled.estimator is None:
         _ = artifact.pipeline  # its estimator is needed: load (and audit) the pipeline now
+    else:
+        _check_skops_header(path / PIPELINE_FILE)  # it waits, but a pickle is refused now
     return artifact
 
 
