@@ -36,7 +36,7 @@ def test_not_ready_before_start_up(artifact: Artifact) -> None:
     app = create_app(Settings(), artifact)
     response = TestClient(app).get("/ready")  # no `with`: the lifespan has not run
     assert response.status_code == 503
-    assert response.json() == {"error": "model not ready", "detail": []}
+    assert response.json() == {"error": "model not ready", "detail": [], "total": 0}
 
 
 def test_metadata(client: TestClient, artifact: Artifact) -> None:
@@ -161,6 +161,7 @@ def test_bad_field_names_record_and_field(
     assert body == {
         "error": "invalid input",
         "detail": [{"record": 1, "field": field, "message": message}],
+        "total": 1,
     }
 
 
@@ -201,7 +202,11 @@ def test_malformed_requests(client: TestClient, content: bytes, status: int, err
 def test_too_many_records(client: TestClient, record: dict[str, Any]) -> None:
     response = client.post("/v1/predict", json={"records": [record] * 51})
     assert response.status_code == 413
-    assert response.json() == {"error": "too many records: at most 50 per request", "detail": []}
+    assert response.json() == {
+        "error": "too many records: at most 50 per request",
+        "detail": [],
+        "total": 0,
+    }
 
 
 def test_oversized_body(client: TestClient) -> None:
@@ -209,7 +214,11 @@ def test_oversized_body(client: TestClient) -> None:
         "/v1/predict", content=b" " * 20_001, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json() == {"error": "request body larger than 20000 bytes", "detail": []}
+    assert response.json() == {
+        "error": "request body larger than 20000 bytes",
+        "detail": [],
+        "total": 0,
+    }
 
 
 def test_oversized_body_without_length(client: TestClient) -> None:
@@ -226,7 +235,7 @@ def test_oversized_body_without_length(client: TestClient) -> None:
 def test_unknown_route_and_method(client: TestClient) -> None:
     assert client.get("/v2/predict").status_code == 404
     assert client.get("/v1/predict").status_code == 405
-    assert client.get("/nope").json() == {"error": "Not Found", "detail": []}
+    assert client.get("/nope").json() == {"error": "Not Found", "detail": [], "total": 0}
 
 
 def test_metrics(client: TestClient, record: dict[str, Any]) -> None:

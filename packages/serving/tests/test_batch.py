@@ -140,7 +140,7 @@ def test_header_only_input(artifact: Artifact, tmp_path: Path) -> None:
         ("in.txt", "out.csv", "unsupported format '.txt'"),
         ("in.csv", "out.xlsx", "unsupported format '.xlsx'"),
         ("in.csv", "no/such/dir/out.csv", "output folder"),
-        ("in.csv", "in.csv", "output would overwrite the input"),
+        ("in.csv", "in.csv", "output file would overwrite the input"),
         ("broken.parquet", "out.csv", "cannot read as parquet"),
     ],
 )

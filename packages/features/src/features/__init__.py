@@ -15,6 +15,7 @@ from features.compiled import CompiledPreprocessor
 from features.exceptions import CompileError, SpecError
 from features.records import record_model
 from features.spec import (
+    NULL_TEXT,
     BooleanColumn,
     CategoricalColumn,
     Column,
@@ -41,6 +42,7 @@ _LAZY = {
 __version__ = version("features")
 
 __all__ = [
+    "NULL_TEXT",
     "BooleanColumn",
     "CategoricalColumn",
     "Column",

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from features.exceptions import SpecError
 
+NULL_TEXT: tuple[str, ...] = ("", "NA", "N/A", "null", "NULL")
+"""The cells of a text file (CSV) that mean "no value". Never ``NaN`` or ``inf``: those are
+numbers a spec refuses, at every door, as JSON requests refuse them."""
+
 ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,14 +73,14 @@ class Manifest(BaseModel):
     model_version: str
     task: str
     created_at: datetime
-    git_commit: str | None
+    git_commit: str | None = None
     versions: dict[str, str]
-    config: dict[str, Any]
+    config: dict[str, Any] = {}
     feature_spec: dict[str, Any]
-    metrics: dict[str, float]
-    cv_metrics: dict[str, dict[str, float]]
-    data: dict[str, Any]
-    classes: list[str] | None
+    metrics: dict[str, float] = {}
+    cv_metrics: dict[str, dict[str, float]] = {}
+    data: dict[str, Any] = {}
+    classes: list[str] | None = None
     files: dict[str, str]
 
 
@@ -184,15 +184,17 @@ def write_artifact(
 ) -> Path:
     """Write an artifact atomically: build it beside ``directory``, then swap it in.
 
-    ``manifest`` is completed here with ``format_version``, ``model_version`` and ``files``.
+    ``directory`` may hold a previous artifact (it is replaced) or nothing; anything else is
+    refused (see :func:`check_replaceable`). ``manifest`` is completed here with
+    ``format_version``, ``model_version`` and ``files``.
     """
     import skops.io as sio  # noqa: PLC0415 - writing is a training-time job
 
     directory = Path(directory)
+    check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    staging = _new_dir(directory, "partial")
     try:
-        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
         sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         names = [PIPELINE_FILE, CARD_FILE]
@@ -210,13 +212,52 @@ def write_artifact(
         }
         Manifest.model_validate(full)
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+        check_replaceable(directory)  # again: training took time
         if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
+            old = _new_dir(directory, "old")
+            directory.rename(old / directory.name)
+            staging.rename(directory)
+            shutil.rmtree(old)
+        else:
+            staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _new_dir(beside: Path, role: str) -> Path:
+    """A new hidden folder beside ``beside``, with the mode the umask gives."""
+    path = beside.with_name(f".{beside.name}.{role}-{secrets.token_hex(4)}")
+    path.mkdir()
+    return path
+
+
+def check_replaceable(directory: Path) -> None:
+    """Refuse, with :class:`ArtifactError`, to replace anything but nothing, an empty folder or
+    a previous artifact: a folder whose manifest lists every file in it."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        msg = f"{directory}: exists and is not a folder; refusing to replace it with an artifact"
+        raise ArtifactError(msg)
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    try:
+        listed = set(read_manifest(directory).files)
+    except ArtifactError:
+        listed = None
+    if listed is None:
+        msg = (
+            f"{directory}: holds files that are not a model artifact (no valid {MANIFEST_FILE}); "
+            "refusing to replace it: choose another --output or remove it yourself"
+        )
+        raise ArtifactError(msg)
+    others = sorted(p.name for p in directory.iterdir() if p.name not in {*listed, MANIFEST_FILE})
+    if others:
+        msg = (
+            f"{directory}: a model artifact, but it also holds {', '.join(others)}; "
+            "refusing to replace it: move those files first"
+        )
+        raise ArtifactError(msg)
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -227,8 +268,12 @@ def read_manifest(path: Path) -> Manifest:
         raise ArtifactError(msg)
     try:
         raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        msg = f"{manifest_path}: not valid JSON ({error}); the artifact is damaged"
+    except (ValueError, RecursionError) as error:  # JSON, Unicode, or nesting too deep
+        problem = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        msg = f"{manifest_path}: not valid JSON ({problem}); the artifact is damaged"
+        raise ArtifactError(msg) from None
+    except OSError as error:
+        msg = f"{manifest_path}: cannot read: {error.strerror}"
         raise ArtifactError(msg) from None
     if not isinstance(raw, dict):
         msg = f"{manifest_path}: expected a JSON object"
@@ -321,6 +366,14 @@ def load_artifact(path: str | Path) -> Artifact:
     if not path.is_dir():
         msg = f"{path}: artifact directory not found"
         raise ArtifactError(msg)
+    try:
+        return _load(path)
+    except OSError as error:  # unreadable files: permissions, a folder where a file belongs
+        msg = f"{path}: cannot read the artifact: {error.strerror or error}"
+        raise ArtifactError(msg) from None
+
+
+def _load(path: Path) -> Artifact:
     manifest = read_manifest(path)
     _verify_files(path, manifest)
     _check_skew(path, manifest)
@@ -338,7 +391,10 @@ def _load_compiled(path: Path) -> CompiledPipeline:
     file = path / INFERENCE_FILE
     try:
         return CompiledPipeline.from_dict(json.loads(file.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as error:
+    except RecursionError:
+        msg = f"{file}: malformed compiled model (JSON nested too deeply)"
+        raise ArtifactError(msg) from None
+    except Exception as error:  # untrusted data: any failure to read it is a refusal
         msg = f"{file}: malformed compiled model ({type(error).__name__}: {error})"
         raise ArtifactError(msg) from None
 

@@ -1,6 +1,7 @@
 """`model` command: train, evaluate and inspect artifacts.
 
-Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 3 quality gate failed.
+Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 3 quality gate failed,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from features import SpecError
 from model.artifact import (
     Artifact,
+    check_replaceable,
     default_artifact_dir,
     load_artifact,
     load_artifact_or_default,
@@ -29,8 +32,9 @@ from model.training import score_frame, train
 
 DEFAULT_CONFIG = Path("configs/penguins_species.toml")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No markup or highlighting: names, paths and messages are printed exactly as they are.
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def _metrics_table(
@@ -58,14 +62,21 @@ def _train(args: argparse.Namespace) -> int:
         )
         raise ModelError(msg)
     config = TrainConfig.from_toml(config_path)
+    # Plain `model train` makes *the* default model: the one bundled in the package.
+    bundle = args.bundle or (args.config is None and args.output is None)
+    output = default_artifact_dir() if bundle else args.output or Path("artifacts") / config.name
+    check_replaceable(output)  # before training, not after
     started = time.perf_counter()
     with err.status(f"training {config.name}…") as status:
         result = train(config, progress=lambda step: status.update(f"{config.name}: {step}…"))
     seconds = time.perf_counter() - started
     report = result.report
     out.print(
-        f"[bold]{config.name}[/]: {config.estimator.kind} on {report.n_rows} rows "
-        f"({report.n_invalid} rejected by validation) in {seconds:.1f}s"
+        Text.assemble(
+            (config.name, "bold"),
+            f": {config.estimator.kind} on {report.n_rows} rows "
+            f"({report.n_invalid} rejected by validation) in {seconds:.1f}s",
+        )
     )
     if report.n_invalid or report.extra_columns:
         out.print(report.summary())
@@ -74,20 +85,24 @@ def _train(args: argparse.Namespace) -> int:
     if failures:
         msg = "quality gate failed, no artifact written: " + "; ".join(failures)
         raise QualityGateError(msg)
-    # Plain `model train` makes *the* default model: the one bundled in the package.
-    bundle = args.bundle or (args.config is None and args.output is None)
-    output = default_artifact_dir() if bundle else args.output or Path("artifacts") / config.name
     save_result(result, output)
     artifact = load_artifact(output)
     role = " (the default artifact: `serving serve` and `model info` use it)" if bundle else ""
-    out.print(f"artifact [bold]{artifact.name}[/] {artifact.version} written to {output}{role}")
-    out.print(f"predicts with {result.inference}", highlight=False)
+    out.print(
+        Text.assemble("artifact ", (artifact.name, "bold"), f" {artifact.version} written to ")
+        + Text(f"{output}{role}")
+    )
+    out.print(f"predicts with {result.inference}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     artifact = load_artifact_or_default(args.artifact)
-    data = args.data or Path(artifact.manifest.config["data"])
+    data = args.data or artifact.manifest.config.get("data")
+    if data is None:
+        msg = f"{artifact.path}: the manifest names no training data; pass --data FILE"
+        raise ModelError(msg)
+    data = Path(data)
     metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))
     out.print(
         f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "
@@ -111,25 +126,27 @@ def _info(args: argparse.Namespace) -> int:
     artifact = load_artifact_or_default(args.artifact)
     m = artifact.manifest
     table = Table(
-        show_header=False, title=f"{m.model_name} {m.model_version}", title_justify="left"
+        show_header=False, title=Text(f"{m.model_name} {m.model_version}"), title_justify="left"
     )
     table.add_column(style="bold")
     table.add_column()
+    data = m.data
     rows = {
         "path": str(artifact.path),
         "task": f"{m.task} (target {artifact.spec.target.name})",
-        "estimator": str(m.config["estimator"]),
+        "estimator": str(m.config.get("estimator", "-")),
         "features": ", ".join(artifact.spec.feature_names),
         "classes": ", ".join(m.classes or []) or "-",
         "inference": _inference(artifact),
         "created": f"{m.created_at.isoformat()} (git {m.git_commit or 'unknown'})",
-        "data": f"{m.data['file']}: {m.data['rows']} rows, sha256 {m.data['sha256'][:16]}…",
-        "metrics": ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()),
+        "data": f"{data.get('file', '-')}: {data.get('rows', '?')} rows, "
+        f"sha256 {str(data.get('sha256', '-'))[:16]}…",
+        "metrics": ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()) or "-",
         "versions": ", ".join(f"{k} {v}" for k, v in m.versions.items()),
         "files": ", ".join(f"{k} {v[:12]}…" for k, v in m.files.items()),
     }
     for key, value in rows.items():
-        table.add_row(key, value)
+        table.add_row(key, Text(value))
     out.print(table)
     return 0
 
@@ -168,17 +185,24 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _fail(message: str) -> None:
+    err.print(Text.assemble(("error:", "red"), " ", message))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``model`` console script."""
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
     except QualityGateError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        _fail(str(error))
         return 3
     except (ModelError, SpecError) as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
-        return 1
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted; no artifact was written")
+        return 130
+    return 1
 
 
 if __name__ == "__main__":

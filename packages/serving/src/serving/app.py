@@ -7,16 +7,16 @@ artifact's spec, and FastAPI must see it as a real annotation.
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Any
 
 import numpy as np
-from fastapi import Body, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -29,6 +29,7 @@ from serving.observability import (
     configure_logging,
 )
 from serving.schemas import (
+    MAX_ERROR_ITEMS,
     ErrorItem,
     ErrorResponse,
     Metadata,
@@ -72,31 +73,44 @@ def predict_items(artifact: Artifact, columns: dict[str, np.ndarray]) -> list[Pr
     ]
 
 
-def _error(status: int, error: str, detail: list[ErrorItem] | None = None) -> JSONResponse:
-    body = ErrorResponse(error=error, detail=detail or [])
+def _error(
+    status: int, error: str, detail: list[ErrorItem] | None = None, total: int | None = None
+) -> JSONResponse:
+    detail = detail or []
+    body = ErrorResponse(error=error, detail=detail, total=len(detail) if total is None else total)
     return JSONResponse(body.model_dump(), status_code=status)
 
 
-def _validation_response(
-    exc: RequestValidationError, metrics: Metrics, max_records: int
-) -> JSONResponse:
-    errors = exc.errors()
-    if any(e["type"] == "json_invalid" for e in errors):
-        return _error(400, "malformed JSON", [ErrorItem(message=str(e["msg"])) for e in errors])
-    if any(e["type"] == "too_long" and tuple(e["loc"]) == ("body", "records") for e in errors):
-        return _error(413, f"too many records: at most {max_records} per request")
+def _invalid(errors: Sequence[Any], metrics: Metrics, max_records: int) -> JSONResponse:
+    """400 for malformed JSON, 413 for too many records, else 422 with the first
+    :data:`MAX_ERROR_ITEMS` problems (record, field, message) and their total."""
     items, bad_records = [], set()
     for e in errors:
         loc = list(e["loc"])[1:] if e["loc"] and e["loc"][0] == "body" else list(e["loc"])
+        if e["type"] == "json_invalid":
+            return _error(400, "malformed JSON", [ErrorItem(message=str(e["msg"]))])
+        if e["type"] == "too_long" and loc == ["records"]:
+            return _error(413, f"too many records: at most {max_records} per request")
         record = (
             loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
         )
-        field = ".".join(str(p) for p in loc[2:]) if record is not None else ".".join(map(str, loc))
         if record is not None:
             bad_records.add(record)
-        items.append(ErrorItem(record=record, field=field or None, message=str(e["msg"])))
+        if len(items) < MAX_ERROR_ITEMS:
+            field = ".".join(map(str, loc[2:] if record is not None else loc))
+            items.append(ErrorItem(record=record, field=field or None, message=str(e["msg"])))
     metrics.rejected.inc(len(bad_records))
-    return _error(422, "invalid input", items)
+    return _error(422, "invalid input", items, total=len(errors))
+
+
+def _is_json(content_type: str | None) -> bool:
+    """No content type (read as JSON, as FastAPI does), ``application/json`` or ``*/*+json``."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def create_app(settings: Settings | None = None, artifact: Artifact | None = None) -> FastAPI:
@@ -127,18 +141,24 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
         version=serving.__version__,
         description=f"Serves {manifest.model_name} {manifest.model_version} ({manifest.task}).",
         lifespan=lifespan,
-        responses={413: {"model": ErrorResponse}, 400: {"model": ErrorResponse}},
+        responses={
+            400: {"model": ErrorResponse},
+            408: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+            500: {"model": ErrorResponse},
+        },
     )
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=metrics,
         routes=ROUTES,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
     )
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_response(exc, metrics, settings.max_records)
+        return _invalid(exc.errors(), metrics, settings.max_records)
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -178,28 +198,72 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     async def get_metadata() -> Metadata:
         return metadata
 
+    def respond(body: bytes, state: dict[str, Any]) -> Response:
+        """Parse, validate and predict in a worker thread: a large or bad body never holds
+        the event loop (other clients, /health) for its parsing or its error list."""
+        try:
+            parsed = request_model.model_validate_json(body)
+        except ValidationError as error:
+            errors = error.errors(include_url=False, include_context=False, include_input=False)
+            return _invalid(errors, metrics, settings.max_records)
+        records = parsed.records  # type: ignore[attr-defined]
+        state["records"] = len(records)
+        items = predict_items(artifact, records_columns(artifact, records))
+        metrics.predictions.inc(len(items))
+        answer = PredictResponse(
+            model=manifest.model_name, version=manifest.model_version, predictions=items
+        )
+        return Response(answer.model_dump_json(), media_type="application/json")
+
     @app.post(
         "/v1/predict",
         summary="Predict a batch of records, in order",
-        responses={422: {"model": ErrorResponse}},
+        response_model=PredictResponse,
+        responses={
+            415: {"model": ErrorResponse, "description": "the body is not JSON"},
+            422: {"model": ErrorResponse, "description": "invalid records"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"}
+                    }
+                },
+            }
+        },
     )
-    async def predict(
-        request: Request,
-        body: Annotated[request_model, Body()],  # type: ignore[valid-type]
-    ) -> PredictResponse:
-        records = body.records  # type: ignore[attr-defined]
-        request.scope[STATE_KEY]["records"] = len(records)
-        items = await run_in_threadpool(predict_items, artifact, records_columns(artifact, records))
-        metrics.predictions.inc(len(items))
-        return PredictResponse(
-            model=manifest.model_name, version=manifest.model_version, predictions=items
-        )
+    async def predict(request: Request) -> Response:
+        if not _is_json(request.headers.get("content-type")):
+            return _error(415, "unsupported content type: send JSON (application/json)")
+        body = await request.body()
+        return await run_in_threadpool(respond, body, request.scope[STATE_KEY])
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def get_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    _document_request(app, request_model)
     return app
+
+
+def _document_request(app: FastAPI, request_model: type[BaseModel]) -> None:
+    """Put the request model (validated by ``respond``, not by FastAPI) into the OpenAPI
+    schema, so /docs and clients see every field of a record."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first = app.openapi_schema is None
+        schema = generate()  # FastAPI caches it: completed once, on the first call
+        if first:
+            request = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request.pop("$defs", {}))
+            components[request_model.__name__] = request
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _self_check_columns(artifact: Artifact) -> dict[str, np.ndarray]:

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from features import validate_frame
+from features import FeatureSpec, validate_frame
 from features.compiled import frame_columns
 from model import Artifact
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS
-from serving.tabular import AtomicWriter, file_format, read_chunks
+from serving.tabular import AtomicWriter, Chunk, check_paths, input_schema, read_chunks
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,39 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects{output.suffix}")
 
 
+def _key_field(spec: FeatureSpec, schema: pa.Schema) -> pa.Field:
+    """The spec's id column as the file types it, else ``row``: the 0-based input row."""
+    if spec.id_column is None or spec.id_column not in schema.names:
+        return pa.field("row", pa.int64())
+    kind = schema.field(spec.id_column).type
+    return pa.field(spec.id_column, kind.value_type if pa.types.is_dictionary(kind) else kind)
+
+
+def output_schema(artifact: Artifact, key: pa.Field) -> pa.Schema:
+    """Key, prediction, one probability per class (classifiers), model version."""
+    label = pa.string() if artifact.classes else pa.float64()
+    return pa.schema(
+        [
+            key,
+            pa.field("prediction", label),
+            *[pa.field(f"probability_{name}", pa.float64()) for name in artifact.classes],
+            pa.field("model_version", pa.string()),
+        ]
+    )
+
+
+def rejects_schema(spec: FeatureSpec, key: pa.Field) -> pa.Schema:
+    """Key, reasons, and each feature's value as it was read (text)."""
+    features = [pa.field(name, pa.string()) for name in spec.feature_names]
+    return pa.schema([key, pa.field("reasons", pa.string()), *features])
+
+
 def _scored(
-    artifact: Artifact, chunk: pd.DataFrame, key: pd.Series
-) -> tuple[pa.Table, pd.DataFrame]:
-    """The scored rows as an Arrow table (no pandas strings on the hot path), and the rejected
-    rows with their reasons and raw values as a frame."""
-    result = validate_frame(artifact.spec, chunk)
+    artifact: Artifact, chunk: Chunk, key_name: str, key: pa.Array | pa.ChunkedArray
+) -> tuple[pa.Table, pa.Table]:
+    """The scored rows and the rejected rows (reasons and values as read), as Arrow tables
+    (no pandas strings on the hot path)."""
+    result = validate_frame(artifact.spec, chunk.frame)
     valid = result.valid
     labels, proba = (
         artifact.predict_valid(frame_columns(valid, artifact.spec.feature_names))
@@ -59,7 +86,7 @@ def _scored(
         else (np.array([], dtype=object), np.zeros((0, len(artifact.classes))))
     )
     columns = {
-        str(key.name): pa.Array.from_pandas(key.iloc[valid.index.to_numpy()]),
+        key_name: key.take(valid.index.to_numpy()),
         "prediction": pa.array(labels, type=pa.float64() if proba is None else pa.string()),
     }
     if proba is not None:
@@ -68,15 +95,20 @@ def _scored(
     columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(valid))
     reasons = result.report.reasons_by_row()
     rows = reasons["row"].to_numpy()
-    rejected = pd.DataFrame({key.name: key.to_numpy()[rows], "reasons": reasons["reasons"]})
+    rejected = {
+        key_name: key.take(rows),
+        "reasons": pa.array(reasons["reasons"].to_numpy(object), type=pa.string()),
+    }
     for name in artifact.spec.feature_names:
-        if name in chunk.columns:
-            raw = chunk[name].iloc[rows].tolist()
-            rejected[name] = pd.Series([None if pd.isna(v) else str(v) for v in raw], dtype=object)
-    return pa.table(columns), rejected
+        rejected[name] = (
+            pc.cast(chunk.raw[name].take(rows), pa.string())
+            if name in chunk.raw.column_names
+            else pa.nulls(len(rows), pa.string())
+        )
+    return pa.table(columns), pa.table(rejected)
 
 
-def _prefetched(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _prefetched(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     """Read the next chunk in a background thread while the caller scores this one (Arrow
     decodes and writes without holding the GIL, so reading, scoring and writing overlap)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
@@ -86,7 +118,7 @@ def _prefetched(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             yield chunk
 
 
-def _write(out: AtomicWriter, scored: pa.Table, bad: AtomicWriter, rejected: pd.DataFrame) -> None:
+def _write(out: AtomicWriter, scored: pa.Table, bad: AtomicWriter, rejected: pa.Table) -> None:
     out.write(scored)
     bad.write(rejected)
 
@@ -103,42 +135,40 @@ def score_file(
 
     The output holds the spec's id column (or ``row``, the 0-based input row number), the
     prediction, one ``probability_<class>`` per class for classifiers, and ``model_version``.
+    Neither output may be the input (checked before anything is written).
     """
     if chunk_rows < 1:
         msg = f"chunk_rows must be at least 1, got {chunk_rows}"
         raise TableError(msg)
-    file_format(source)
-    file_format(output)
-    if source.resolve() == output.resolve():
-        msg = f"{output}: output would overwrite the input"
-        raise TableError(msg)
-    started = time.perf_counter()
-    id_column = artifact.spec.id_column
-    offset = scored_rows = rejected_rows = 0
     rejects = rejects_path(output)
+    check_paths(source, output=output, rejects=rejects)
+    started = time.perf_counter()
+    spec = artifact.spec
+    key_field = _key_field(spec, input_schema(source, spec))
+    offset = scored_rows = rejected_rows = 0
     with (
-        AtomicWriter(output) as out,
-        AtomicWriter(rejects, keep_empty=False) as bad,
+        AtomicWriter(output, output_schema(artifact, key_field)) as out,
+        AtomicWriter(rejects, rejects_schema(spec, key_field), keep_empty=False) as bad,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,
     ):
         written: Future[None] | None = None
-        for chunk in _prefetched(read_chunks(source, artifact.spec, chunk_rows)):
-            if id_column and id_column in chunk.columns:
-                key = chunk[id_column]
-            else:
-                key = pd.Series(np.arange(offset, offset + len(chunk), dtype=np.int64), name="row")
-            scored, rejected = _scored(artifact, chunk, key)
+        for chunk in _prefetched(read_chunks(source, spec, chunk_rows)):
+            n = chunk.raw.num_rows
+            key = (
+                pa.array(np.arange(offset, offset + n, dtype=np.int64))
+                if key_field.name == "row"
+                else pc.cast(chunk.raw[key_field.name], key_field.type)
+            )
+            scored, rejected = _scored(artifact, chunk, key_field.name, key)
             if written is not None:
                 written.result()  # one chunk in flight at most: memory stays bounded
             written = writer.submit(_write, out, scored, bad, rejected)
-            scored_rows += len(scored)
-            rejected_rows += len(rejected)
-            offset += len(chunk)
-            progress(len(chunk))
+            scored_rows += scored.num_rows
+            rejected_rows += rejected.num_rows
+            offset += n
+            progress(n)
         if written is not None:
             written.result()
-        if offset == 0:
-            out.write(pd.DataFrame({"row": pd.Series(dtype=np.int64)}))
     if scored_rows + rejected_rows != offset:  # pragma: no cover - an invariant, not a branch
         msg = f"lost rows: {offset} read, {scored_rows} scored, {rejected_rows} rejected"
         raise RuntimeError(msg)

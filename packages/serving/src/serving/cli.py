@@ -1,28 +1,30 @@
 """`serving` command: run the HTTP service, or score a file in batches.
 
-Exit codes: 0 success, 1 an error the message explains, 2 bad usage.
+Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM); an interrupted `score` leaves no output or partial file.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from features import SpecError
 from model import ModelError
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS, Settings
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No markup or highlighting: paths, names and messages are printed exactly as they are.
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -32,35 +34,39 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415 - keeps `serving --help` fast
+    from serving.server import serve  # noqa: PLC0415
 
     settings = _settings(args)
     artifact = load(settings)  # fail here, with a message, rather than inside a worker
     err.print(
         f"serving {artifact.name} {artifact.version} on http://{settings.host}:{settings.port}"
     )
-    # Workers build their app from SERVING_* (the factory), so hand the settings down that way.
-    for name, value in settings.model_dump(exclude_none=True).items():
-        os.environ[f"SERVING_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "serving.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,  # the service logs one JSON line per request itself
-    )
+    serve(settings)
     return 0
+
+
+class TerminatedError(Exception):
+    """A termination signal arrived; raised in the main thread so every output file's
+    cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}; no output was written")
+        self.code = 128 + signum
+
+
+def _stop(signum: int, _: object) -> None:
+    raise TerminatedError(signum)
 
 
 def _score(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415
     from serving.batch import score_file  # noqa: PLC0415 - pandas and pyarrow, for scoring only
 
+    signal.signal(signal.SIGTERM, _stop)  # clean up partial files, as Ctrl-C does
     artifact = load(_settings(args))
     columns = (
         SpinnerColumn(),
-        TextColumn("scoring {task.description}"),
+        TextColumn("scoring {task.description}", markup=False),
         MofNCompleteColumn(),
         TextColumn("rows"),
         TimeElapsedColumn(),
@@ -74,7 +80,7 @@ def _score(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             progress=lambda n: bar.advance(task, n),
         )
-    out.print(summary.line(), highlight=False)
+    out.print(summary.line())
     return 0
 
 
@@ -105,15 +111,28 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _fail(message: str) -> None:
+    err.print(Text.assemble(("error:", "red"), " ", message))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``serving`` console script."""
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
     except ValidationError as error:
-        err.print(f"[red]error:[/] invalid settings: {error}", highlight=False)
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        _fail(f"invalid settings: {problems}")
     except (ModelError, SpecError, TableError) as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        _fail(str(error))
+    except TerminatedError as error:
+        _fail(str(error))
+        return error.code
+    except KeyboardInterrupt:
+        _fail("interrupted; no output was written")
+        return 130
     return 1
 
 

@@ -1,4 +1,4 @@
-"""Request metrics (Prometheus), one JSON log line per request, and the body-size limit.
+"""Request metrics (Prometheus), one JSON log line per request, and the body limits.
 
 All three live in one pure ASGI middleware: it sees every request once, adds no task or
 thread, and keeps payloads out of the logs.
@@ -6,9 +6,11 @@ thread, and keeps payloads out of the logs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,16 +85,32 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+class BodyTimeout(HTTPException):
+    """The request body did not arrive in time (raised while the body streams in)."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(408, f"request body not received within {limit:g} s")
+
+
 class ObservabilityMiddleware:
-    """Limit body size, time the request, count it, log it."""
+    """Limit body size and time, time the request, count it, log it: every request once,
+    whatever its status, 500 included (an exception is answered here in the service's JSON
+    error shape, and its traceback goes into that request's log line)."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, routes: set[str], max_body_bytes: int
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        routes: set[str],
+        max_body_bytes: int,
+        body_timeout: float,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -101,54 +119,79 @@ class ObservabilityMiddleware:
             return
         started = time.perf_counter()
         route = scope["path"] if scope["path"] in self.routes else "(other)"
-        state: dict[str, Any] = {"status": 500, "records": None}
+        state: dict[str, Any] = {"status": None, "records": None}
         scope[STATE_KEY] = state
+        fields: dict[str, Any] = {}
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, state)
+            await self._reply(send, state, BodyTooLarge(self.max_body_bytes))
         else:
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise BodyTooLarge(self.max_body_bytes)
-                return message
-
-            async def recording_send(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    state["status"] = message["status"]
-                await send(message)
-
             try:
-                await self.app(scope, limited_receive, recording_send)
-            except BodyTooLarge:
-                await self._too_large(send, state)
+                await self.app(scope, self._limited(receive, started), self._recording(send, state))
+            except (BodyTooLarge, BodyTimeout) as error:  # raised outside a route
+                await self._reply(send, state, error)
+            except Exception as error:
+                fields["error"] = f"{type(error).__name__}: {error}"
+                fields["traceback"] = traceback.format_exc()
+                if state["status"] is None:
+                    await self._reply(send, state, HTTPException(500, "internal server error"))
+                state["status"] = 500
         elapsed = time.perf_counter() - started
-        status = str(state["status"])
-        self.metrics.requests.labels(route, status).inc()
+        status = state["status"] or 500
+        self.metrics.requests.labels(route, str(status)).inc()
         self.metrics.latency.labels(route).observe(elapsed)
         fields = {
             "method": scope["method"],
             "route": route,
-            "status": state["status"],
+            "status": status,
             "latency_ms": round(elapsed * 1000, 3),
             "records": state["records"],
+            **fields,
         }
-        LOG.info("request", extra={"fields": fields})
+        LOG.log(
+            logging.ERROR if status >= 500 else logging.INFO, "request", extra={"fields": fields}
+        )
 
-    async def _too_large(self, send: Send, state: dict[str, Any]) -> None:
-        body = json.dumps(
-            {"error": f"request body larger than {self.max_body_bytes} bytes", "detail": []}
-        ).encode()
-        state["status"] = 413
+    def _limited(self, receive: Receive, started: float) -> Receive:
+        """``receive``, refusing a body past the size limit or still arriving at the deadline."""
+        received = 0
+        complete = False
+        deadline = started + self.body_timeout
+
+        async def limited_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body: waiting for a disconnect is not the body's time
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.perf_counter())
+            except TimeoutError:
+                raise BodyTimeout(self.body_timeout) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+                complete = not message.get("more_body", False)
+            return message
+
+        return limited_receive
+
+    @staticmethod
+    def _recording(send: Send, state: dict[str, Any]) -> Send:
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            await send(message)
+
+        return recording_send
+
+    @staticmethod
+    async def _reply(send: Send, state: dict[str, Any], error: HTTPException) -> None:
+        body = json.dumps({"error": error.detail, "detail": [], "total": 0}).encode()
+        state["status"] = error.status_code
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status_code,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -45,11 +45,16 @@ class ErrorItem(BaseModel):
     message: str
 
 
+MAX_ERROR_ITEMS = 100
+"""At most this many items in an error's ``detail``; ``total`` counts them all."""
+
+
 class ErrorResponse(BaseModel):
-    """Every 4xx answer of the service."""
+    """Every error answer of the service (4xx and 5xx)."""
 
     error: str
-    detail: list[ErrorItem] = []
+    detail: list[ErrorItem] = Field(default=[], max_length=MAX_ERROR_ITEMS)
+    total: int = Field(0, description="problems found; detail lists the first 100")
 
 
 class Metadata(BaseModel):

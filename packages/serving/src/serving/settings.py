@@ -25,3 +25,15 @@ class Settings(BaseSettings):
     max_records: int = Field(1000, ge=1, description="records per request; more gets 413")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit; more gets 413")
     log_level: str = "info"
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a connection may take to send a request's head"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="seconds a request may take to send its body"
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, description="seconds an idle keep-alive connection stays open"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections at most; beyond it, new requests get 503"
+    )

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features import FeatureSpec
+from features import NULL_TEXT, FeatureSpec
 from serving.exceptions import TableError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
+
+FORMULA_START = r"^[=+\-@\t\r]"
+"""A CSV cell starting like this is run as a formula by spreadsheets (OWASP's list)..."""
+PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+"""... unless it is a plain number, such as ``-5`` or ``+1.5e3``."""
 
 
 def file_format(path: Path) -> str:
@@ -31,64 +38,152 @@ def file_format(path: Path) -> str:
         raise TableError(msg) from None
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_paths(source: Path, **outputs: Path) -> None:
+    """Refuse, before anything is written, outputs that are the input or each other (also
+    through links), or that are folders."""
+    if not source.is_file():
+        msg = f"{source}: input file not found"
+        raise TableError(msg)
+    named = list(outputs.items())
+    for index, (role, path) in enumerate(named):
+        file_format(path)
+        if path.is_dir():
+            msg = f"{path}: the {role} path is a folder; give a file name"
+            raise TableError(msg)
+        if _same_file(path, source):
+            msg = f"{path}: the {role} file would overwrite the input {source}; choose another name"
+            raise TableError(msg)
+        for other_role, other in named[index + 1 :]:
+            if _same_file(path, other):
+                msg = f"{path}: the {role} and {other_role} files would be the same file"
+                raise TableError(msg)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of the input: ``raw`` as read (CSV cells as their original text), ``frame`` typed
+    for validation and indexed 0..n-1."""
+
+    raw: pa.Table
+    frame: pd.DataFrame
+
+
+def _used(spec: FeatureSpec) -> list[str]:
+    return [*spec.feature_names, *([spec.id_column] if spec.id_column else [])]
+
+
+def _check_columns(path: Path, schema: pa.Schema, used: list[str]) -> None:
+    """Refuse repeated or nested spec columns with a message, not a failure deep in a read."""
+    for name in used:
+        count = schema.names.count(name)
+        if count > 1:
+            msg = f"{path}: column {name!r} appears {count} times; column names must be unique"
+            raise TableError(msg)
+        if count == 0:
+            continue
+        kind = schema.field(name).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            msg = (
+                f"{path}: column {name!r} has type {kind}; a spec column must hold numbers, "
+                "text or booleans"
+            )
+            raise TableError(msg)
+
+
+def input_schema(path: Path, spec: FeatureSpec) -> pa.Schema:
+    """The schema of the columns scoring reads (CSV spec columns as text), checked."""
+    with _arrow_errors(path):
+        if file_format(path) == "parquet":
+            schema = pq.read_schema(path)
+            _check_columns(path, schema, _used(spec))
+            return pa.schema([schema.field(n) for n in schema.names if n in _used(spec)])
+        names = pacsv.open_csv(path).schema.names
+    _check_columns(path, pa.schema([(n, pa.string()) for n in names]), _used(spec))
+    return pa.schema([(n, pa.string()) for n in names if n in _used(spec)])
+
+
+@contextlib.contextmanager
+def _arrow_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (pa.ArrowException, OSError, ValueError) as error:
+        msg = f"{path}: cannot read as {file_format(path)}: {error}"
+        raise TableError(msg) from None
+
+
 def _batches(path: Path, spec: FeatureSpec, rows: int) -> Iterator[pa.RecordBatch]:
+    columns = input_schema(path, spec).names  # none at all still gives the row count
     if file_format(path) == "parquet":
-        # Only the columns scoring uses; text categories straight into Arrow dictionaries.
-        names = pq.read_schema(path).names
-        categorical = [c.name for c in spec.features if c.kind == "categorical" and c.name in names]
+        # Text categories straight into Arrow dictionaries.
+        categorical = [c.name for c in spec.features if c.kind == "categorical"]
         # pre_buffer=False: pre-buffering keeps every row group read so far (memory grows with
         # the file, ~32 bytes per row here); reading is no slower without it on local disk.
-        source = pq.ParquetFile(path, read_dictionary=categorical, pre_buffer=False)
-        used = {*spec.feature_names, *([spec.id_column] if spec.id_column else [])}
-        columns = [n for n in names if n in used]  # none at all still gives the row count
+        source = pq.ParquetFile(
+            path, read_dictionary=[n for n in categorical if n in columns], pre_buffer=False
+        )
         yield from source.iter_batches(batch_size=min(rows, 65_536), columns=columns)
         return
-    # Spec columns are read as text and typed by `_typed`, so one bad value in a numeric column
-    # becomes one rejected row, not a failed block.
-    text = dict.fromkeys([*spec.feature_names, spec.target.name], pa.string())
-    if spec.id_column:
-        text[spec.id_column] = pa.string()
-    convert = pacsv.ConvertOptions(column_types=text, strings_can_be_null=True)
+    # Spec columns are read as text and typed by `_frame`, so one bad value in a numeric column
+    # becomes one rejected row, not a failed block. Only the listed texts are nulls: never
+    # "NaN" or "inf", which are refused as numbers (as over HTTP).
+    if not columns:  # no spec column: read the first one as text, to count the rows
+        columns = pacsv.open_csv(path).schema.names[:1]
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(columns, pa.string()),
+        include_columns=columns,
+        null_values=list(NULL_TEXT),
+        strings_can_be_null=True,
+    )
     reader = pacsv.open_csv(
         path, convert_options=convert, read_options=pacsv.ReadOptions(block_size=4 << 20)
     )
     yield from reader
 
 
-def read_chunks(path: Path, spec: FeatureSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Yield frames of ``chunk_rows`` rows (the last may be shorter), typed for validation,
-    each indexed 0..n-1."""
-    if not path.is_file():
-        msg = f"{path}: input file not found"
-        raise TableError(msg)
+def read_chunks(path: Path, spec: FeatureSpec, chunk_rows: int) -> Iterator[Chunk]:
+    """Yield chunks of ``chunk_rows`` rows (the last may be shorter)."""
     pending: list[pa.RecordBatch] = []
     size = 0
-    try:
+    with _arrow_errors(path):
         for batch in _batches(path, spec, chunk_rows):
             pending.append(batch)
             size += batch.num_rows
             while size >= chunk_rows:
                 table = pa.Table.from_batches(pending)
-                yield _frame(table.slice(0, chunk_rows), spec)
+                head = table.slice(0, chunk_rows)
+                yield Chunk(head, _frame(head, spec))
                 rest = table.slice(chunk_rows)
                 pending, size = rest.to_batches(), rest.num_rows
         if size:
-            yield _frame(pa.Table.from_batches(pending), spec)
-    except (pa.ArrowException, OSError) as error:
-        msg = f"{path}: cannot read as {file_format(path)}: {error}"
-        raise TableError(msg) from None
+            table = pa.Table.from_batches(pending)
+            yield Chunk(table, _frame(table, spec))
 
 
 def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
     """A chunk as pandas. Text in numeric columns (CSV) is parsed by Arrow when the whole
-    column parses, else left to :func:`_typed`, value by value. Text in categorical columns
-    arrives as pandas categoricals: Arrow encodes it in C, so no Python string is made per row,
-    and validation and encoding then work once per distinct value."""
+    column parses to finite-or-infinite numbers, else left to :func:`_typed`, value by value.
+    Text in categorical columns arrives as pandas categoricals: Arrow encodes it in C, so no
+    Python string is made per row, and validation and encoding then work once per distinct
+    value."""
     for column in spec.features:
         if column.kind == "boolean" or column.name not in table.column_names:
             continue
         index = table.schema.get_field_index(column.name)
         kind = table.schema[index].type
+        if column.kind == "numeric" and pa.types.is_decimal(kind):
+            table = table.set_column(index, column.name, pc.cast(table[index], pa.float64()))
+            continue
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             continue
         if column.kind == "categorical":
@@ -98,14 +193,17 @@ def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
             numbers = pc.cast(table[index], pa.float64())
         except pa.ArrowInvalid:
             continue  # some value is not a number: _typed finds which
+        if pc.any(pc.is_nan(numbers)).as_py():
+            continue  # text "NaN" is not a null: _typed refuses it
         table = table.set_column(index, column.name, numbers)
     return _typed(table.to_pandas(), spec)
 
 
 def _typed(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """Turn text columns (from CSV) into numbers or booleans where they parse; a value that
-    does not parse stays text, so validation reports it as the wrong type. The index is reset:
-    a chunk's row labels are its positions (a Parquet file may carry a pandas index)."""
+    does not parse (or parses to NaN) stays text, so validation reports it as the wrong type.
+    The index is reset: a chunk's row labels are its positions (a Parquet file may carry a
+    pandas index)."""
     frame = frame.reset_index(drop=True)
     for column in spec.features:
         if column.name not in frame.columns or column.kind == "categorical":
@@ -128,54 +226,82 @@ def _typed(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     return frame
 
 
-class AtomicWriter:
-    """Write chunks to a hidden temporary file beside ``path``; rename it into place only when
-    the whole job succeeded, so a failed run never leaves a file that looks complete.
+def neutralised(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Text a spreadsheet would run as a formula, prefixed with ``'`` (plain numbers kept)."""
+    risky = pc.and_(
+        pc.match_substring_regex(column, FORMULA_START),
+        pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER)),
+    )
+    if not pc.any(risky).as_py():
+        return column
+    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
 
-    With ``keep_empty=False`` a writer that got no rows leaves no file (and removes a stale one).
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class AtomicWriter:
+    """Write chunks to a hidden ``.<name>.<pid>.<random>.partial`` file beside ``path``; rename
+    it into place only when the whole job succeeded, so a failed run never leaves a file that
+    looks complete. Partial files of processes that no longer run (killed ones) are removed.
+
+    The columns and their types are fixed by ``schema``, up front: what is written never
+    depends on what the first chunk held. In CSV, text cells that a spreadsheet would run as
+    formulas are neutralised (see :func:`neutralised`). The file gets the mode the umask
+    gives. With ``keep_empty=False`` a writer that got no rows leaves no file (and removes a
+    stale one).
     """
 
-    def __init__(self, path: Path, *, keep_empty: bool = True) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, *, keep_empty: bool = True) -> None:
         self.path = path
+        self.schema = schema
         self.keep_empty = keep_empty
         self.format = file_format(path)
         if not path.parent.is_dir():
             msg = f"{path}: output folder {path.parent} does not exist"
             raise TableError(msg)
+        self._reclaim()
+        self.temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
         try:
-            handle, name = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".partial", dir=path.parent
-            )
+            os.close(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as error:
             msg = f"{path}: cannot write: {error.strerror}"
             raise TableError(msg) from None
-        os.close(handle)
-        self.temp = Path(name)
-        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
-        self._schema: pa.Schema | None = None
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter
+        if self.format == "parquet":
+            # Dictionary-encode text only: for numbers (probabilities) it is wasted work and
+            # took most of the write time.
+            text = [f.name for f in schema if pa.types.is_string(f.type)]
+            self._writer = pq.ParquetWriter(self.temp, schema, use_dictionary=text)
+        else:
+            self._writer = pacsv.CSVWriter(self.temp, schema)
         self.rows = 0
 
-    def write(self, frame: pd.DataFrame | pa.Table) -> None:
-        """Append a chunk (same columns and types every time); empty chunks set the header."""
-        if self._writer is not None and len(frame) == 0:
+    def _reclaim(self) -> None:
+        pattern = f".{glob.escape(self.path.name)}.*.partial"
+        for stale in self.path.parent.glob(pattern):
+            pid = stale.name[len(self.path.name) + 2 :].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows with the writer's columns (cast to its types)."""
+        if table.num_rows == 0:
             return
-        table = (
-            frame
-            if isinstance(frame, pa.Table)
-            else pa.Table.from_pandas(frame, preserve_index=False)
-        )
-        if self._writer is None:
-            self._schema = table.schema
-            if self.format == "parquet":
-                # Dictionary-encode text only: for numbers (probabilities) it is wasted work
-                # and took most of the write time.
-                text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-                text += [f.name for f in table.schema if pa.types.is_large_string(f.type)]
-                self._writer = pq.ParquetWriter(self.temp, table.schema, use_dictionary=text)
-            else:
-                self._writer = pacsv.CSVWriter(self.temp, table.schema)
-        self._writer.write_table(table.cast(self._schema))
-        self.rows += len(frame)
+        table = table.select(self.schema.names).cast(self.schema)
+        if self.format == "csv":
+            for index, field in enumerate(self.schema):
+                if pa.types.is_string(field.type):
+                    table = table.set_column(index, field, neutralised(table[index]))
+        self._writer.write_table(table)
+        self.rows += table.num_rows
 
     def __enter__(self) -> Self:
         return self
@@ -186,16 +312,12 @@ class AtomicWriter:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._writer is not None:
+        try:
             self._writer.close()
-        if kind is None and (self.rows or self.keep_empty):
-            self.temp.replace(self.path)
-            return
-        self.temp.unlink(missing_ok=True)
-        if kind is None:
-            self.path.unlink(missing_ok=True)
-
-
-def empty_like(columns: dict[str, np.dtype | str]) -> pd.DataFrame:
-    """A zero-row frame with these column types (so an empty output still has a header)."""
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+        finally:
+            if kind is None and (self.rows or self.keep_empty):
+                self.temp.replace(self.path)
+            else:
+                self.temp.unlink(missing_ok=True)
+                if kind is None:
+                    self.path.unlink(missing_ok=True)
