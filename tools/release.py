@@ -6,14 +6,17 @@
 
 Packages are released in dependency order; each is tagged ``<name>-v<version>`` once published.
 The index comes from uv's own variables, never from committed files: ``UV_PUBLISH_URL`` (upload),
-``UV_PUBLISH_USERNAME``/``UV_PUBLISH_PASSWORD`` (or ``UV_PUBLISH_TOKEN``), and
-``UV_INDEX_PRIVATE_URL`` (the simple index, to see what is already there).
+``UV_PUBLISH_USERNAME``/``UV_PUBLISH_PASSWORD`` (or ``UV_PUBLISH_TOKEN``) for uploads, and
+``UV_INDEX_PRIVATE_URL`` with ``UV_INDEX_PRIVATE_USERNAME``/``UV_INDEX_PRIVATE_PASSWORD`` (the
+simple index, read to see what is already there). Credentials are sent only to the host they
+belong to, over https unless that host is this machine, and no secret is ever printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import re
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Sequence
@@ -271,31 +275,120 @@ def check(dist: Path, root: Path = ROOT) -> list[str]:
 # --- publish --------------------------------------------------------------------------------
 
 
-def _index_files(name: str) -> set[str]:
-    """File names of ``name`` already on the index (``UV_INDEX_PRIVATE_URL``)."""
-    index = os.environ.get("UV_INDEX_PRIVATE_URL")
-    if not index:
+CREDENTIAL_VARIABLES = (
+    "UV_PUBLISH_USERNAME",
+    "UV_PUBLISH_PASSWORD",
+    "UV_PUBLISH_TOKEN",
+    "UV_INDEX_PRIVATE_USERNAME",
+    "UV_INDEX_PRIVATE_PASSWORD",
+)
+URL_VARIABLES = ("UV_PUBLISH_URL", "UV_INDEX_PRIVATE_URL")
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def secrets_in_environment() -> list[str]:
+    """Every credential this tool could come across: user names, passwords, tokens, and
+    credentials written into index URLs."""
+    found = [os.environ[name] for name in CREDENTIAL_VARIABLES if os.environ.get(name)]
+    for name in URL_VARIABLES:
+        url = urllib.parse.urlsplit(os.environ.get(name, ""))
+        found += [part for part in (url.password, url.username) if part]
+        if url.netloc and "@" in url.netloc:
+            found.append(url.netloc.rsplit("@", 1)[0])
+    return sorted(set(found), key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret of :func:`secrets_in_environment` replaced by ``***``."""
+    for secret in secrets_in_environment():
+        text = text.replace(secret, "***")
+        text = text.replace(urllib.parse.quote(secret, safe=""), "***")
+    return text
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+def _is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but keep the credentials only on the origin they were meant for."""
+
+    def redirect_request(  # noqa: PLR0917 - urllib's signature
+        self,
+        req: urllib.request.Request,
+        fp: Any,  # noqa: ANN401 - urllib's signature
+        code: int,
+        msg: str,
+        headers: Any,  # noqa: ANN401
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        auth = req.unredirected_hdrs.get("Authorization")
+        if new is not None and auth and _origin(newurl) == _origin(req.full_url):
+            new.add_unredirected_header("Authorization", auth)
+        return new
+
+
+def index_request(name: str) -> urllib.request.Request:
+    """The request for ``name``'s page on the simple index (``UV_INDEX_PRIVATE_URL``), with the
+    index's own credentials (``UV_INDEX_PRIVATE_USERNAME``/``_PASSWORD``, or those written in
+    the URL), never the upload ones, and never over plain http to another machine."""
+    raw = os.environ.get("UV_INDEX_PRIVATE_URL")
+    if not raw:
         msg = "UV_INDEX_PRIVATE_URL is not set: the simple index URL of the private index"
         raise ReleaseError(msg)
-    request = urllib.request.Request(f"{index.rstrip('/')}/{name}/")
-    user = os.environ.get("UV_INDEX_PRIVATE_USERNAME") or os.environ.get("UV_PUBLISH_USERNAME")
-    password = os.environ.get("UV_INDEX_PRIVATE_PASSWORD") or os.environ.get("UV_PUBLISH_PASSWORD")
-    if user and password:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        parts = urllib.parse.urlsplit(raw)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        msg = "UV_INDEX_PRIVATE_URL is not a valid URL (check the host and port)"
+        raise ReleaseError(msg) from None
+    if parts.scheme not in {"http", "https"} or not host:
+        msg = "UV_INDEX_PRIVATE_URL must be an http(s) URL with a host"
+        raise ReleaseError(msg)
+    user = os.environ.get("UV_INDEX_PRIVATE_USERNAME") or urllib.parse.unquote(parts.username or "")
+    password = os.environ.get("UV_INDEX_PRIVATE_PASSWORD") or urllib.parse.unquote(
+        parts.password or ""
+    )
+    if (user or password) and parts.scheme == "http" and not _is_loopback(host):
+        msg = (
+            f"refusing to send the index credentials over plain http to {host}; "
+            "use an https UV_INDEX_PRIVATE_URL"
+        )
+        raise ReleaseError(msg)
+    netloc = host if ":" not in host else f"[{host}]"
+    netloc += f":{port}" if port else ""
+    base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    request = urllib.request.Request(f"{base.rstrip('/')}/{name}/")
+    if user or password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_unredirected_header("Authorization", f"Basic {token}")
+    return request
+
+
+def _index_files(name: str) -> set[str]:
+    """File names of ``name`` already on the index (see :func:`index_request`)."""
+    request = index_request(name)
+    opener = urllib.request.build_opener(_SameOriginAuth)
+    try:
+        with opener.open(request, timeout=30) as response:
             page = response.read().decode()
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return set()
         msg = (
             f"the index answered HTTP {error.code} for {name}; "
-            "check UV_INDEX_PRIVATE_URL and the credentials"
+            "check UV_INDEX_PRIVATE_URL and UV_INDEX_PRIVATE_USERNAME/_PASSWORD"
         )
         raise ReleaseError(msg) from None
-    except urllib.error.URLError as error:
-        msg = f"cannot reach the index: {error.reason}"
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", error)
+        msg = f"cannot read the index for {name}: {reason}"
         raise ReleaseError(msg) from None
     return set(re.findall(r">([^<>]+\.(?:whl|tar\.gz))<", page))
 
@@ -306,12 +399,13 @@ def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
     if not os.environ.get("UV_PUBLISH_URL"):
         msg = "UV_PUBLISH_URL is not set: the upload URL of the private index"
         raise ReleaseError(msg)
+    published = {name: _index_files(name) for name in ORDER}  # reachable, credentials work
     build(dist, root)
     report = []
     for name in ORDER:
         version = version_of(name, root)
         files = [wheel_of(name, dist, root), dist / f"{name}-{version}.tar.gz"]
-        on_index = _index_files(name)
+        on_index = published[name]
         if all(f.name in on_index for f in files):
             report.append(f"{name} {version}: already on the index, skipped")
             continue
@@ -328,6 +422,27 @@ def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
 
 
 # --- command line ---------------------------------------------------------------------------
+
+DIST_MARKER = ".made-by-release-tool"
+
+
+def fresh_dist(path: Path) -> Path:
+    """An empty build folder at ``path``. An existing one is emptied only if this tool made it
+    (it holds :data:`DIST_MARKER`) or it is empty: the tool deletes nothing it did not create."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        msg = f"--dist {path}: exists and is not a folder"
+        raise ReleaseError(msg)
+    if path.exists() and any(path.iterdir()):
+        if not (path / DIST_MARKER).is_file():
+            msg = (
+                f"--dist {path}: the folder holds files this tool did not make; refusing to "
+                "empty it. Give a new or empty folder"
+            )
+            raise ReleaseError(msg)
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DIST_MARKER).write_text("made by tools/release.py; emptied on its next run\n")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,19 +463,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bump":
             lines = bump(args.package, args.part)
         elif args.command == "check":
-            shutil.rmtree(args.dist, ignore_errors=True)
-            problems = check(args.dist)
+            problems = check(fresh_dist(args.dist))
             if problems:
-                print("release check failed:", *problems, sep="\n  ", file=sys.stderr)
+                print(redact("\n  ".join(["release check failed:", *problems])), file=sys.stderr)
                 return 1
             lines = [f"release check passed: {', '.join(f'{n} {version_of(n)}' for n in ORDER)}"]
         else:
-            shutil.rmtree(args.dist, ignore_errors=True)
-            lines = publish(args.dist, tag=not args.no_tag)
+            lines = publish(fresh_dist(args.dist), tag=not args.no_tag)
     except ReleaseError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(redact(f"error: {error}"), file=sys.stderr)
         return 1
-    print(*lines, sep="\n")
+    except Exception as error:  # never a traceback: it could carry a secret
+        print(redact(f"error: unexpected {type(error).__name__}: {error}"), file=sys.stderr)
+        return 1
+    print(redact("\n".join(lines)))
     return 0
 
 

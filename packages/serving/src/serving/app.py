@@ -7,7 +7,7 @@ artifact's spec, and FastAPI must see it as a real annotation.
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -29,13 +29,13 @@ from serving.observability import (
     configure_logging,
 )
 from serving.schemas import (
-    MAX_ERROR_ITEMS,
     ErrorItem,
     ErrorResponse,
     Metadata,
     PredictionItem,
     PredictResponse,
-    predict_request_model,
+    Problems,
+    RequestReader,
 )
 from serving.settings import Settings
 
@@ -81,11 +81,11 @@ def _error(
     return JSONResponse(body.model_dump(), status_code=status)
 
 
-def _invalid(errors: Sequence[Any], metrics: Metrics, max_records: int) -> JSONResponse:
+def _invalid(problems: Problems, metrics: Metrics, max_records: int) -> JSONResponse:
     """400 for malformed JSON, 413 for too many records, else 422 with the first
     :data:`MAX_ERROR_ITEMS` problems (record, field, message) and their total."""
-    items, bad_records = [], set()
-    for e in errors:
+    items: list[ErrorItem] = []
+    for e in problems.errors:
         loc = list(e["loc"])[1:] if e["loc"] and e["loc"][0] == "body" else list(e["loc"])
         if e["type"] == "json_invalid":
             return _error(400, "malformed JSON", [ErrorItem(message=str(e["msg"]))])
@@ -94,13 +94,10 @@ def _invalid(errors: Sequence[Any], metrics: Metrics, max_records: int) -> JSONR
         record = (
             loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
         )
-        if record is not None:
-            bad_records.add(record)
-        if len(items) < MAX_ERROR_ITEMS:
-            field = ".".join(map(str, loc[2:] if record is not None else loc))
-            items.append(ErrorItem(record=record, field=field or None, message=str(e["msg"])))
-    metrics.rejected.inc(len(bad_records))
-    return _error(422, "invalid input", items, total=len(errors))
+        field = ".".join(map(str, loc[2:] if record is not None else loc))
+        items.append(ErrorItem(record=record, field=field or None, message=str(e["msg"])))
+    metrics.rejected.inc(len(problems.records))
+    return _error(422, "invalid input", items, total=problems.total)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -120,7 +117,8 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     configure_logging(settings.log_level)
     artifact = artifact or load(settings)
     metrics = Metrics()
-    request_model = predict_request_model(artifact.spec, settings.max_records)
+    reader = RequestReader(artifact.spec, settings.max_records)
+    request_model = reader.model
     manifest = artifact.manifest
     ready = asyncio.Event()
 
@@ -158,7 +156,9 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _invalid(exc.errors(), metrics, settings.max_records)
+        problems = Problems()
+        problems.add([dict(e) for e in exc.errors()])
+        return _invalid(problems, metrics, settings.max_records)
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -201,11 +201,9 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     def respond(body: bytes, state: dict[str, Any]) -> Response:
         """Parse, validate and predict in a worker thread: a large or bad body never holds
         the event loop (other clients, /health) for its parsing or its error list."""
-        try:
-            parsed = request_model.model_validate_json(body)
-        except ValidationError as error:
-            errors = error.errors(include_url=False, include_context=False, include_input=False)
-            return _invalid(errors, metrics, settings.max_records)
+        parsed = reader.read(body)
+        if isinstance(parsed, Problems):
+            return _invalid(parsed, metrics, settings.max_records)
         records = parsed.records  # type: ignore[attr-defined]
         state["records"] = len(records)
         items = predict_items(artifact, records_columns(artifact, records))
