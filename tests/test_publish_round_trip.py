@@ -1,13 +1,16 @@
-"""Publishing round trip with real parts: a local pypiserver with upload authentication and no
-fallback to PyPI, the project's own publish flow, and a consumer project outside the workspace
-that installs `serving` from that index and scores a file with the bundled model."""
+"""Publishing round trip with real parts: a local pypiserver that requires authentication for
+reads as well as uploads and has no fallback to PyPI, the project's own publish flow, and a
+consumer project outside the workspace that installs `serving` from that index (authenticating
+with uv's UV_INDEX_PRIVATE_* variables) and scores a file with the bundled model."""
 
 import base64
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from serving.testing import free_port
 from .conftest import ROOT
 
 USER, PASSWORD = "releaser", "correct horse battery staple"
+AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -37,7 +41,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[str]:
-    """pypiserver on a free loopback port; uploads need a password; started and stopped here."""
+    """pypiserver on a free loopback port; uploads, listings and downloads need a password;
+    started and stopped here."""
     packages = tmp_path / "index"
     packages.mkdir()
     digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
@@ -57,7 +62,7 @@ def index(tmp_path: Path) -> Iterator[str]:
                 "-P",
                 str(tmp_path / "htpasswd"),
                 "-a",
-                "update",
+                "update,download,list",
                 "--disable-fallback",
                 str(packages),
             ],
@@ -66,26 +71,35 @@ def index(tmp_path: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
+        request = urllib.request.Request(f"{url}/simple/", headers={"Authorization": AUTH})
         for _ in range(300):
             try:
-                urllib.request.urlopen(f"{url}/simple/", timeout=2).close()
+                urllib.request.urlopen(request, timeout=2).close()
                 break
             except OSError:
                 time.sleep(0.1)
         else:
             pytest.fail(f"pypiserver did not start: {(tmp_path / 'index.log').read_text()}")
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(f"{url}/simple/", timeout=5).close()
+        anonymous.value.close()
+        assert anonymous.value.code == 401  # reads need a password too
         yield url
     finally:
         process.terminate()
         process.wait(timeout=15)
 
 
-def publish(repo: Path, index: str, password: str) -> subprocess.CompletedProcess[str]:
+def publish(
+    repo: Path, index: str, password: str, index_password: str = PASSWORD
+) -> subprocess.CompletedProcess[str]:
     env = clean_env(
         UV_PUBLISH_URL=f"{index}/",
         UV_PUBLISH_USERNAME=USER,
         UV_PUBLISH_PASSWORD=password,
         UV_INDEX_PRIVATE_URL=f"{index}/simple/",
+        UV_INDEX_PRIVATE_USERNAME=USER,
+        UV_INDEX_PRIVATE_PASSWORD=index_password,
         GIT_COMMITTER_NAME="Release Test",
         GIT_COMMITTER_EMAIL="release@test.invalid",
         GIT_AUTHOR_NAME="Release Test",
@@ -127,10 +141,23 @@ features = {{ index = "private" }}
 
 def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> None:
     repo = snapshot
+    uploaded_to = tmp_path / "index"
+    wrong_index = publish(repo, index, PASSWORD, index_password="wrong index password")
+    assert wrong_index.returncode == 1
+    assert re.fullmatch(
+        r"error: the index answered HTTP 40[13] for features; check UV_INDEX_PRIVATE_URL "
+        r"and UV_INDEX_PRIVATE_USERNAME/_PASSWORD\n",
+        wrong_index.stderr,
+    ), wrong_index.stderr
+    assert "wrong index password" not in wrong_index.stdout + wrong_index.stderr
+    assert list(uploaded_to.iterdir()) == []  # refused before building or uploading anything
+    assert list((repo / "dist").iterdir()) == [repo / "dist" / ".made-by-release-tool"]
+
     wrong = publish(repo, index, "wrong password")
     assert wrong.returncode == 1
     assert "features 0.1.0: upload refused" in wrong.stderr
     assert "wrong password" not in wrong.stdout + wrong.stderr
+    assert list(uploaded_to.iterdir()) == []
 
     first = publish(repo, index, PASSWORD)
     assert first.returncode == 0, first.stderr
@@ -138,29 +165,43 @@ def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> No
         assert f"{name} 0.1.0: published" in first.stdout
     tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True)
     assert tags.stdout.split() == ["features-v0.1.0", "model-v0.1.0", "serving-v0.1.0"]
-    uploaded = sorted(p.name for p in (tmp_path / "index").iterdir())
+    uploaded = sorted(p.name for p in uploaded_to.iterdir())
     assert len(uploaded) == 6
 
     again = publish(repo, index, PASSWORD)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already on the index, skipped") == 3
-    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == uploaded
+    assert sorted(p.name for p in uploaded_to.iterdir()) == uploaded
 
     consumer = tmp_path / "consumer"
     consumer.mkdir()
     (consumer / "pyproject.toml").write_text(CONSUMER.format(index=index))
-    subprocess.run(
+    anonymous = subprocess.run(
         ["uv", "sync", "--quiet", "--python", sys.executable],
         cwd=consumer,
         env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert anonymous.returncode != 0, "the index served a read without credentials"
+    assert "401" in anonymous.stderr, anonymous.stderr
+    # uv reads the credentials of the index named `private` from these variables
+    consumer_env = clean_env(UV_INDEX_PRIVATE_USERNAME=USER, UV_INDEX_PRIVATE_PASSWORD=PASSWORD)
+    subprocess.run(
+        ["uv", "sync", "--quiet", "--python", sys.executable],
+        cwd=consumer,
+        env=consumer_env,
         check=True,
         timeout=600,
     )
-    output = tmp_path / "scores.csv"
+    penguins_csv, output = ROOT / "data" / "penguins.csv", tmp_path / "scores.csv"
+    uv_run = ["uv", "run", "--python", sys.executable, "--locked"]
     scored = subprocess.run(
-        [consumer / ".venv" / "bin" / "serving", "score", ROOT / "data" / "penguins.csv", output],
-        cwd=tmp_path,
-        env=clean_env(),
+        [*uv_run, "serving", "score", penguins_csv, output],
+        cwd=consumer,
+        env=consumer_env,
         capture_output=True,
         text=True,
         check=True,
@@ -169,6 +210,6 @@ def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> No
     assert "344 input rows = 344 scored + 0 rejected" in scored.stdout
 
     expected = train(TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml"))
-    penguins = pd.read_csv(ROOT / "data" / "penguins.csv")
+    penguins = pd.read_csv(penguins_csv)
     features = penguins[expected.spec.feature_names]
     assert pd.read_csv(output)["prediction"].tolist() == list(expected.pipeline.predict(features))

@@ -1,13 +1,24 @@
 """The release tool's checks, each shown failing on a workspace that really has the problem."""
 
+import base64
+import http.server
 import importlib.util
 import json
+import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import urllib.parse
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from serving.testing import free_port
 
 from .conftest import GIT, ROOT
 
@@ -52,43 +63,90 @@ def test_changed_since_tag_without_bump(snapshot: Path) -> None:
     assert problem.startswith("features: files changed since features-v0.1.0 but the version")
 
 
-def fake_wheel(
-    dist: Path, name: str, version: str, requires: list[str], files: dict[str, str] | None = None
-) -> None:
-    dist.mkdir(exist_ok=True)
-    with zipfile.ZipFile(dist / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
-        lines = [f"Name: {name}", f"Version: {version}", *[f"Requires-Dist: {r}" for r in requires]]
-        wheel.writestr(f"{name}-{version}.dist-info/METADATA", "\n".join(lines) + "\n")
-        for path, text in (files or {}).items():
-            wheel.writestr(path, text)
-    (dist / f"{name}-{version}.tar.gz").write_bytes(b"")
+# --- checks on real wheels: built once, failures made by editing copies ----------------------
 
 
-def test_sibling_ranges_in_built_metadata(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    fake_wheel(dist, "features", "0.1.0", ["numpy>=1.26"])
-    fake_wheel(dist, "model", "0.1.0", ["features"])
-    fake_wheel(dist, "serving", "0.1.0", ["model>=0.2,<0.3"])
+@pytest.fixture(scope="session")
+def real_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace really built by the release tool (default model trained and bundled)."""
+    dist = tmp_path_factory.mktemp("real-dist")
+    release.build(dist)
+    return dist
+
+
+def copy_of(dist: Path, target: Path) -> Path:
+    return Path(shutil.copytree(dist, target))
+
+
+def rewrite_wheel(wheel: Path, edit: Callable[[str, bytes], bytes | None]) -> None:
+    """Rewrite ``wheel`` (a copy) member by member through ``edit``; ``None`` drops a member."""
+    edited = wheel.with_name(wheel.name + ".edited")
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(edited, "w") as target:
+        for info in source.infolist():
+            data = edit(info.filename, source.read(info))
+            if data is not None:
+                target.writestr(info, data)
+    edited.replace(wheel)
+
+
+def set_requirement(sibling: str, new: str) -> Callable[[str, bytes], bytes | None]:
+    """An edit that replaces the METADATA's one ``Requires-Dist`` on ``sibling`` by ``new``."""
+
+    def edit(name: str, data: bytes) -> bytes | None:
+        if not name.endswith(".dist-info/METADATA"):
+            return data
+        text, count = re.subn(
+            rf"^Requires-Dist: {sibling}\b.*$", f"Requires-Dist: {new}", data.decode(), flags=re.M
+        )
+        assert count == 1, text
+        return text.encode()
+
+    return edit
+
+
+def test_sibling_ranges_in_built_metadata(real_dist: Path, tmp_path: Path) -> None:
+    assert release.check_metadata(real_dist) == []
+
+    dist = copy_of(real_dist, tmp_path / "dist")
+    rewrite_wheel(release.wheel_of("model", dist), set_requirement("features", "features"))
+    rewrite_wheel(release.wheel_of("serving", dist), set_requirement("model", "model>=99"))
+    features = release.version_of("features")
+    (dist / f"features-{features}.tar.gz").unlink()
     assert release.check_metadata(dist) == [
+        f"features: no sdist features-{features}.tar.gz",
         "model: Requires-Dist features has no version range",
-        "serving: Requires-Dist model<0.3,>=0.2 does not admit model 0.1.0; "
+        f"serving: Requires-Dist model>=99 does not admit model {release.version_of('model')}; "
         "run `tools/release.py bump` or fix the range",
     ]
 
 
-def test_model_wheel_must_carry_its_own_artifact(tmp_path: Path) -> None:
-    bare = tmp_path / "bare"
-    fake_wheel(bare, "model", "0.1.0", [])
+def test_model_wheel_must_carry_its_own_artifact(real_dist: Path, tmp_path: Path) -> None:
+    assert release.check_model_artifact(real_dist) == []
+    version = release.version_of("model")
+
+    bare = copy_of(real_dist, tmp_path / "bare")
+    rewrite_wheel(
+        release.wheel_of("model", bare),
+        lambda name, data: None if name.startswith("model/default_artifact/") else data,
+    )
     assert release.check_model_artifact(bare) == [
         "model: the wheel has no trained default artifact (model/default_artifact/)"
     ]
-    stale = tmp_path / "stale"
-    manifest = {"versions": {"model": "0.0.9"}, "files": {"pipeline.skops": "0" * 64}}
-    fake_wheel(
-        stale, "model", "0.1.0", [], {"model/default_artifact/manifest.json": json.dumps(manifest)}
-    )
+
+    def stale_manifest(name: str, data: bytes) -> bytes | None:
+        if name == "model/default_artifact/pipeline.skops":
+            return None
+        if name == "model/default_artifact/manifest.json":
+            manifest = json.loads(data)
+            assert "pipeline.skops" in manifest["files"]
+            manifest["versions"]["model"] = "0.0.9"
+            return json.dumps(manifest).encode()
+        return data
+
+    stale = copy_of(real_dist, tmp_path / "stale")
+    rewrite_wheel(release.wheel_of("model", stale), stale_manifest)
     assert release.check_model_artifact(stale) == [
-        "model: the bundled artifact was made by model 0.0.9, the wheel is 0.1.0",
+        f"model: the bundled artifact was made by model 0.0.9, the wheel is {version}",
         "model: the bundled artifact lacks pipeline.skops",
     ]
 
@@ -99,3 +157,421 @@ def test_publish_needs_the_index_from_the_environment(
     monkeypatch.delenv("UV_PUBLISH_URL", raising=False)
     with pytest.raises(release.ReleaseError, match="UV_PUBLISH_URL is not set"):
         release.publish(tmp_path / "dist")
+
+
+# --- reading the index: real HTTP servers that record what they were sent ---------------------
+
+CANARIES = {
+    "UV_PUBLISH_USERNAME": "canary-publish-user-3c1f",
+    "UV_PUBLISH_PASSWORD": "canary-publish-password-9ab2",
+    "UV_PUBLISH_TOKEN": "canary-publish-token-77d0",
+    "UV_INDEX_PRIVATE_USERNAME": "canary-index-user-5e8a",
+    "UV_INDEX_PRIVATE_PASSWORD": "canary-index-password-14bc",
+}
+PUBLISH_CANARIES = [v for k, v in CANARIES.items() if k.startswith("UV_PUBLISH")]
+PAGE = (
+    '<a href="/packages/features-0.1.0-py3-none-any.whl#sha256=00">'
+    "features-0.1.0-py3-none-any.whl</a><br>\n"
+    '<a href="/packages/features-0.1.0.tar.gz#sha256=00">features-0.1.0.tar.gz</a><br>\n'
+)
+LISTED = {"features-0.1.0-py3-none-any.whl", "features-0.1.0.tar.gz"}
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class RecordingServer(http.server.ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 and a free port: answers each path from ``routes`` (404
+    otherwise) and records every request's path, Authorization header and whole head."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), RecordingHandler)
+        self.port = int(self.server_address[1])
+        self.routes: dict[str, tuple[int, dict[str, str], str]] = {}
+        self.seen: list[tuple[str, str | None]] = []
+        self.heads: list[str] = []
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    server: RecordingServer
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("Authorization")))
+        self.server.heads.append(str(self.headers))
+        status, headers, body = self.server.routes.get(self.path, (404, {}, "not found"))
+        data = body.encode()
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[[], RecordingServer]]:
+    """Start recording servers on demand; every one is stopped at teardown."""
+    started: list[tuple[RecordingServer, threading.Thread]] = []
+
+    def start() -> RecordingServer:
+        server = RecordingServer()
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        started.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in started:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def canaries(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Every credential variable set to a value that must never be sent where it does not
+    belong, nor printed; no index URL set yet."""
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("UV_INDEX_PRIVATE_URL", raising=False)
+    monkeypatch.delenv("UV_PUBLISH_URL", raising=False)
+    return CANARIES
+
+
+def decoded(heads: list[str]) -> str:
+    """The request heads with every Basic credential decoded, to search for secrets."""
+    text = "\n".join(heads)
+    tokens = re.findall(r"Basic ([A-Za-z0-9+/=]+)", text)
+    return text + "\n" + "\n".join(base64.b64decode(t).decode() for t in tokens)
+
+
+@pytest.mark.parametrize("index_credentials", [True, False], ids=["index-set", "index-unset"])
+def test_index_read_never_sends_the_upload_credentials(
+    index_credentials: bool,
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = servers()
+    index.routes["/simple/features/"] = (200, {}, PAGE)
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/simple/"))
+    if not index_credentials:
+        monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
+        monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
+
+    assert release._index_files("features") == LISTED
+    expected = (
+        basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
+        if index_credentials
+        else None
+    )
+    assert index.seen == [("/simple/features/", expected)]
+    sent = decoded(index.heads)
+    for canary in PUBLISH_CANARIES:
+        assert canary not in sent
+
+
+REDIRECTS: dict[str, tuple[Callable[[RecordingServer, RecordingServer], str], bool]] = {
+    "to another server as localhost": (lambda _, other: other.url("/moved/", "localhost"), False),
+    "to the same server as localhost": (lambda index, _: index.url("/moved/", "localhost"), False),
+    "to another port of 127.0.0.1": (lambda _, other: other.url("/moved/"), False),
+    "same origin, absolute": (lambda index, _: index.url("/moved/"), True),
+    "same origin, relative": (lambda _index, _other: "/moved/", True),
+}
+
+
+@pytest.mark.parametrize("status", [302, 307])
+@pytest.mark.parametrize("case", list(REDIRECTS))
+def test_redirect_keeps_credentials_on_the_same_origin_only(
+    case: str,
+    status: int,
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index, other = servers(), servers()
+    location_of, kept = REDIRECTS[case]
+    index.routes["/simple/features/"] = (status, {"Location": location_of(index, other)}, "")
+    for server in (index, other):
+        server.routes["/moved/"] = (200, {}, PAGE)
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/simple/"))
+
+    assert release._index_files("features") == LISTED
+    auth = basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
+    assert index.seen[0] == ("/simple/features/", auth)
+    moved = [a for s in (index, other) for path, a in s.seen if path == "/moved/"]
+    assert moved == [auth if kept else None]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every name lookup or connection attempt is recorded and fails."""
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        msg = "network used"
+        raise OSError(msg)
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    ("url", "from_environment"),
+    [
+        ("http://index.example.invalid/simple/", True),
+        ("http://someone:url-secret-6f21@index.example.invalid/simple/", False),
+        ("http://127.0.0.1.example.invalid/simple/", True),  # a name, not a loopback address
+        ("http://127.attacker.invalid:8080/simple/", True),
+    ],
+)
+def test_credentials_never_go_over_plain_http_to_another_host(
+    url: str,
+    from_environment: bool,
+    canaries: dict[str, str],
+    no_network: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", url)
+    if not from_environment:
+        monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
+        monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
+    with pytest.raises(release.ReleaseError, match="over plain http") as error:
+        release._index_files("features")
+    assert no_network == []
+    for secret in [*canaries.values(), "someone", "url-secret-6f21"]:
+        assert secret not in str(error.value)
+
+    # without credentials there is nothing to protect: plain http elsewhere is allowed
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", "http://index.example.invalid/simple/")
+    monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME", raising=False)
+    monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD", raising=False)
+    request = release.index_request("features")
+    assert request.full_url == "http://index.example.invalid/simple/features/"
+    assert not request.has_header("Authorization")
+    assert request.unredirected_hdrs == {}
+
+
+URL_USER, URL_PASSWORD = "url-user-d4e9", "url pass@word:7a0c"  # quoted in the URL
+URL_USERINFO = f"{URL_USER}:{urllib.parse.quote(URL_PASSWORD, safe='')}"
+
+
+def test_credentials_in_the_url_are_used_and_never_shown(
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
+    monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
+    index = servers()
+    index.routes["/s/features/"] = (200, {}, PAGE)
+    index.routes["/s/model/"] = (401, {"WWW-Authenticate": 'Basic realm="pypi"'}, "no")
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", f"http://{URL_USERINFO}@127.0.0.1:{index.port}/s/")
+
+    assert release._index_files("features") == LISTED
+    assert index.seen == [("/s/features/", basic(URL_USER, URL_PASSWORD))]
+
+    secrets = [URL_USER, URL_PASSWORD, URL_USERINFO, urllib.parse.quote(URL_PASSWORD, safe="")]
+    with pytest.raises(release.ReleaseError, match="answered HTTP 401 for model") as refused:
+        release._index_files("model")
+    closed = f"http://{URL_USERINFO}@127.0.0.1:{free_port()}/s/"
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", closed)
+    with pytest.raises(release.ReleaseError, match="cannot read the index") as unreachable:
+        release._index_files("model")
+    for error in (refused.value, unreachable.value):
+        for secret in [*secrets, *canaries.values()]:
+            assert secret not in str(error)
+
+
+def test_publish_reads_the_index_before_building_and_prints_no_secret(
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    index = servers()
+    index.routes["/simple/features/"] = (200, {}, PAGE)  # model's page: 404, serving: 403
+    index.routes["/simple/serving/"] = (403, {}, f"forbidden {URL_PASSWORD}")
+    monkeypatch.setenv(
+        "UV_INDEX_PRIVATE_URL", f"http://{URL_USERINFO}@127.0.0.1:{index.port}/simple/"
+    )
+    monkeypatch.setenv("UV_PUBLISH_URL", f"https://{URL_USERINFO}@upload.example.invalid/legacy/")
+    dist = tmp_path / "dist"
+
+    assert release.main(["publish", "--no-tag", "--dist", str(dist)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "error: the index answered HTTP 403 for serving; "
+        "check UV_INDEX_PRIVATE_URL and UV_INDEX_PRIVATE_USERNAME/_PASSWORD\n"
+    )
+    assert [path for path, _ in index.seen] == [f"/simple/{n}/" for n in release.ORDER]
+    assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER]  # nothing built
+
+
+@pytest.mark.parametrize(
+    "index_url",
+    [
+        f"http://{URL_USERINFO}@127.0.0.1:8080/simple/",
+        f"http://{URL_USERINFO}@[::1/simple/",  # not even parseable: still redacted, no crash
+    ],
+)
+def test_redact_removes_every_credential(
+    index_url: str, canaries: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index_url)
+    monkeypatch.setenv("UV_PUBLISH_URL", "https://up-user-1b2c:up%2Fpass-8d3e@upload.invalid/")
+    secrets = [
+        *canaries.values(),
+        URL_USER,
+        URL_PASSWORD,
+        urllib.parse.quote(URL_PASSWORD, safe=""),
+        "up-user-1b2c",
+        "up/pass-8d3e",
+        "up%2Fpass-8d3e",
+    ]
+    text = release.redact(" | ".join([index_url, *secrets]))
+    for secret in secrets:
+        assert secret not in text
+    assert "***" in text
+
+
+# --- the command line: no traceback, no secret, whatever goes wrong ---------------------------
+
+
+def without_uv_credentials(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("UV_PUBLISH", "UV_INDEX"))
+        and k not in {"UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV"}
+    }
+    return {**env, **extra}
+
+
+@pytest.mark.parametrize(
+    "index_url",
+    [
+        "http://user-9d1e:CANARY-url-password-0f5b@127.0.0.1:notaport/simple/",
+        "http://user-9d1e:CANARY-url-password-0f5b@[::1/simple/",
+    ],
+    ids=["invalid-port", "invalid-host"],
+)
+def test_publish_with_a_bad_index_url_prints_one_line_and_no_secret(
+    index_url: str, snapshot: Path, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    env = without_uv_credentials(
+        **CANARIES,
+        UV_INDEX_PRIVATE_URL=index_url,
+        UV_PUBLISH_URL="https://upload-user-2a7c:CANARY-upload-url-password-e3b9@127.0.0.1:9/",
+    )
+    result = subprocess.run(
+        [sys.executable, "tools/release.py", "publish", "--no-tag", "--dist", str(dist)],
+        cwd=snapshot,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1, output
+    assert "Traceback" not in output
+    for canary in [
+        *CANARIES.values(),
+        "CANARY",
+        "user-9d1e",
+        "upload-user-2a7c",
+    ]:
+        assert canary not in output
+    assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER]  # nothing built
+
+
+# --- --dist: emptied only when the tool made it -----------------------------------------------
+
+
+def test_fresh_dist_creates_a_marked_folder(tmp_path: Path) -> None:
+    dist = tmp_path / "new" / "dist"
+    assert release.fresh_dist(dist) == dist
+    assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    release.fresh_dist(empty)
+    assert sorted(p.name for p in empty.iterdir()) == [release.DIST_MARKER]
+
+
+def test_fresh_dist_empties_a_folder_it_made(tmp_path: Path) -> None:
+    dist = release.fresh_dist(tmp_path / "dist")
+    (dist / "features-0.1.0-py3-none-any.whl").write_bytes(b"old build")
+    (dist / "sub").mkdir()
+    (dist / "sub" / "x.tar.gz").write_bytes(b"old build")
+    assert release.fresh_dist(dist) == dist
+    assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER]
+
+
+def test_fresh_dist_refuses_what_it_did_not_make(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(release.ReleaseError, match="holds files this tool did not make"):
+        release.fresh_dist(mine)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert not (mine / release.DIST_MARKER).exists()
+
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    with pytest.raises(release.ReleaseError, match="is not a folder"):
+        release.fresh_dist(link)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    with pytest.raises(release.ReleaseError, match="is not a folder"):
+        release.fresh_dist(a_file)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert a_file.read_text() == "keep"
+
+
+@pytest.mark.parametrize("command", ["check", "publish"])
+def test_main_refuses_a_dist_holding_user_files(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert release.main([command, "--dist", str(mine)]) == 1
+    assert "refusing to empty it" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+def test_check_with_dist_dot_deletes_nothing(snapshot: Path) -> None:
+    before = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*"))
+    result = subprocess.run(
+        [sys.executable, "tools/release.py", "check", "--dist", "."],
+        cwd=snapshot,
+        env=without_uv_credentials(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("error: --dist .: the folder holds files this tool did not")
+    assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*")) == before
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=snapshot, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == ""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -291,10 +292,14 @@ def secrets_in_environment() -> list[str]:
     credentials written into index URLs."""
     found = [os.environ[name] for name in CREDENTIAL_VARIABLES if os.environ.get(name)]
     for name in URL_VARIABLES:
-        url = urllib.parse.urlsplit(os.environ.get(name, ""))
-        found += [part for part in (url.password, url.username) if part]
-        if url.netloc and "@" in url.netloc:
-            found.append(url.netloc.rsplit("@", 1)[0])
+        # Read by hand, not with urlsplit: a malformed URL (``http://u:p@[oops/``) must still
+        # have its credentials found, and redacting must never raise.
+        match = re.match(r"\s*(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#]*)@", os.environ.get(name, ""))
+        if match:
+            userinfo = match.group(1)
+            user, _, password = userinfo.partition(":")
+            parts = [p for p in (userinfo, user, password) if p]
+            found += parts + [urllib.parse.unquote(p) for p in parts]
     return sorted(set(found), key=len, reverse=True)
 
 
@@ -312,7 +317,13 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """``localhost`` or a loopback address; not any name that merely starts with ``127.``."""
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
@@ -379,6 +390,7 @@ def _index_files(name: str) -> set[str]:
         with opener.open(request, timeout=30) as response:
             page = response.read().decode()
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the response and its socket
         if error.code == 404:
             return set()
         msg = (

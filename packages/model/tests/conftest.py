@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +32,16 @@ def species_result(species_config: TrainConfig) -> TrainResult:
 
 @pytest.fixture(scope="session")
 def saved(species_result: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pristine artifact; tests that tamper copy it first (see ``artifact_copy``)."""
+    """A pristine artifact; tests that tamper copy it first (see ``copy``)."""
     return save_result(species_result, tmp_path_factory.mktemp("artifacts") / "species")
+
+
+@pytest.fixture
+def copy(saved: Path, tmp_path: Path) -> Path:
+    """A copy of the pristine artifact, for tests that tamper with it."""
+    target = tmp_path / "artifact"
+    shutil.copytree(saved, target)
+    return target
 
 
 @pytest.fixture

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import pickle
 import shutil
@@ -20,20 +21,21 @@ from model import (
     FORMAT_VERSION,
     Artifact,
     ArtifactError,
+    CompiledPipeline,
     TrainResult,
     load_artifact,
     save_result,
     train,
 )
-from model.artifact import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
+from model.artifact import (
+    INFERENCE_FILE,
+    MANIFEST_FILE,
+    PIPELINE_FILE,
+    sha256_file,
+    write_artifact,
+)
 from model.estimators import HistGradientBoosting, RandomForest
-
-
-@pytest.fixture
-def copy(saved: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "artifact"
-    shutil.copytree(saved, target)
-    return target
+from model.saving import manifest_for
 
 
 def edit_manifest(path: Path, **changes: object) -> None:
@@ -46,6 +48,15 @@ def rehash(path: Path) -> None:
     """What an attacker who can write the directory would do: make the hashes match again."""
     files = {p.name: sha256_file(p) for p in path.iterdir() if p.name != MANIFEST_FILE}
     edit_manifest(path, files=files)
+
+
+def expected_version(files: dict[str, str]) -> str:
+    """The documented model version, computed here from the manifest's hashes."""
+    pairs = sorted(
+        (name, files[name]) for name in ("pipeline.skops", "inference.json") if name in files
+    )
+    digest = hashlib.sha256("".join(f"{name} {sha}\n" for name, sha in pairs).encode())
+    return f"{model.__version__}+{digest.hexdigest()[:12]}"
 
 
 def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
@@ -71,9 +82,7 @@ def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
         name: sha256_file(saved / name)
         for name in ("pipeline.skops", "MODEL_CARD.md", "inference.json")
     }
-    assert (
-        manifest["model_version"] == f"{model.__version__}+{manifest['files'][PIPELINE_FILE][:12]}"
-    )
+    assert manifest["model_version"] == expected_version(manifest["files"])
     assert manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
     assert "created_at" in manifest
     assert "git_commit" in manifest
@@ -87,9 +96,11 @@ def test_loaded_artifact_predicts_like_the_trained_pipeline(
 ) -> None:
     X = penguins.drop(columns=["species"])
     prediction = artifact.predict(X)
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(  # the compiled form sums in its own order: equal to rounding
         prediction.probabilities.to_numpy(),
         species_result.pipeline.predict_proba(X[artifact.spec.feature_names]),
+        rtol=1e-12,
+        atol=1e-15,
     )
     assert prediction.probabilities.columns.tolist() == ["Adelie", "Chinstrap", "Gentoo"]
     assert (prediction.predictions == penguins["species"]).mean() > 0.97
@@ -297,3 +308,39 @@ def test_artifact_without_compiled_form_predicts_with_scikit_learn(
         loaded.predict(X).probabilities.to_numpy(),
         species_result.pipeline.predict_proba(X[loaded.spec.feature_names]),
     )
+
+
+def test_version_covers_what_predicts_and_only_that(
+    species_result: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same pipeline file (skops stamps zip entries with the time, so one dump is reused):
+    the version follows inference.json, not the model card."""
+    dumped = tmp_path / "once.skops"
+    sio.dump(species_result.pipeline, dumped, compression=zipfile.ZIP_DEFLATED)
+    monkeypatch.setattr(sio, "dump", lambda _obj, file, **_: shutil.copyfile(dumped, file))
+    compiled = species_result.compiled
+    assert compiled is not None
+    raw = compiled.to_dict()
+    raw["estimator"]["intercept"][0] += 1.0
+    changed = CompiledPipeline.from_dict(raw)
+    manifest = manifest_for(species_result)
+
+    def version(name: str, card: str, inference: CompiledPipeline | None) -> str:
+        path = write_artifact(tmp_path / name, species_result.pipeline, manifest, card, inference)
+        written = json.loads((path / MANIFEST_FILE).read_text())
+        assert written["model_version"] == expected_version(written["files"])
+        return str(written["model_version"])
+
+    first = version("first", "a card", compiled)
+    assert version("other-card", "another card", compiled) == first
+    assert version("other-inference", "a card", changed) != first
+    assert version("no-inference", "a card", None) != first
+
+
+def test_deeply_nested_compiled_form_is_refused(copy: Path) -> None:
+    depth = 100_000
+    (copy / INFERENCE_FILE).write_text("[" * depth + "]" * depth)
+    rehash(copy)
+    with pytest.raises(ArtifactError, match=r"inference\.json: malformed compiled model") as info:
+        load_artifact(copy)
+    assert "nested too deeply" in str(info.value)

@@ -1,12 +1,57 @@
-from collections.abc import Iterator
+import json
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from sklearn import metrics
 
 import model
 from model import ArtifactError, load_artifact, load_default
+from model import cli as model_cli
+from model.artifact import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
 from model.cli import main
 from model.testing import bundle_set_aside
+
+DEEP = 100_000  # JSON nesting far past the recursion limit
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the tables rich printed, as stripped cells."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def printed_metrics(text: str) -> dict[str, list[str]]:
+    """A metrics table: name to its printed values (holdout, then CV for `model train`)."""
+    return {name: values for name, *values in table_rows(text)}
+
+
+def info_rows(text: str) -> dict[str, str]:
+    """`model info`'s table, key to value, wrapped values joined back with a space."""
+    rows: dict[str, str] = {}
+    key = ""
+    for name, value in table_rows(text):
+        key = name or key
+        rows[key] = f"{rows[key]} {value}" if name == "" else value
+    return rows
+
+
+def one_line_error(stderr: str) -> str:
+    """The single ``error:`` line a refusal prints (never a traceback)."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def edit_manifest(path: Path, **changes: object) -> None:
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    (path / MANIFEST_FILE).write_text(json.dumps({**manifest, **changes}))
 
 
 @pytest.fixture
@@ -25,7 +70,14 @@ def test_train_default_demo(
     assert "balanced_accuracy" in text
     assert f"written to {output}" in text.replace("\n", "")
     assert "predicts with NumPy (inference.json, checked against scikit-learn on" in text
-    assert load_artifact(output).name == "penguins-species"
+    manifest = load_artifact(output).manifest
+    assert manifest.model_name == "penguins-species"
+    assert printed_metrics(text) == {
+        name: [f"{value:.4f}", f"{cv['mean']:.4f} ± {cv['std']:.4f}"]
+        for (name, value), cv in zip(
+            manifest.metrics.items(), manifest.cv_metrics.values(), strict=True
+        )
+    }
 
 
 def test_train_regression_config(
@@ -38,7 +90,22 @@ def test_train_regression_config(
     text = capsys.readouterr().out
     assert "(2 rejected by validation)" in text
     assert "body_mass_g: null not allowed (2 rows)" in text
-    assert load_artifact(output).spec.task == "regression"
+    artifact = load_artifact(output)
+    assert artifact.spec.task == "regression"
+
+    data = in_workspace / "data" / "penguins.csv"
+    assert main(["evaluate", str(output), "--data", str(data)]) == 0
+    evaluated = capsys.readouterr().out
+    assert "342 rows scored, 2 rejected" in evaluated
+    frame = pd.read_csv(data).dropna(subset=["body_mass_g"])
+    pipeline = artifact.pipeline
+    y, predicted = frame["body_mass_g"], pipeline.predict(frame[pipeline.feature_names_in_])
+    expected = {
+        "rmse": metrics.root_mean_squared_error(y, predicted),
+        "mae": metrics.mean_absolute_error(y, predicted),
+        "r2": metrics.r2_score(y, predicted),
+    }
+    assert printed_metrics(evaluated) == {name: [f"{v:.4f}"] for name, v in expected.items()}
 
 
 def test_quality_gate_failure_writes_nothing(
@@ -73,16 +140,36 @@ def test_no_config_outside_the_workspace(
 
 
 def test_info_and_evaluate(
-    saved: Path, in_workspace: Path, capsys: pytest.CaptureFixture[str]
+    saved: Path, in_workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`model evaluate` prints what scikit-learn computes from the pipeline's predictions, on
+    a copy of the data with every fifth label changed (so the metrics are not all 1 and
+    differ from each other)."""
     assert main(["info", str(saved)]) == 0
-    info = capsys.readouterr().out
-    assert "penguins-species" in info
-    assert "classification (target species)" in info
-    assert main(["evaluate", str(saved), "--data", "data/penguins.csv"]) == 0
+    info = info_rows(capsys.readouterr().out)
+    assert info["task"] == "classification (target species)"
+    assert info["classes"] == "Adelie, Chinstrap, Gentoo"
+
+    frame = pd.read_csv(in_workspace / "data" / "penguins.csv")
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    shifted = frame["species"].map(lambda c: classes[(classes.index(c) + 1) % 3])
+    frame["species"] = frame["species"].where(frame.index % 5 != 0, shifted)
+    data = tmp_path / "relabelled.csv"
+    frame.to_csv(data, index=False)
+
+    assert main(["evaluate", str(saved), "--data", str(data)]) == 0
     evaluated = capsys.readouterr().out
     assert "344 rows scored, 0 rejected" in evaluated
-    assert "balanced_accuracy" in evaluated
+    frame = pd.read_csv(data)
+    pipeline = load_artifact(saved).pipeline
+    y, predicted = frame["species"], pipeline.predict(frame[pipeline.feature_names_in_])
+    expected = {
+        "accuracy": metrics.accuracy_score(y, predicted),
+        "balanced_accuracy": metrics.balanced_accuracy_score(y, predicted),
+        "f1_macro": metrics.f1_score(y, predicted, average="macro"),
+    }
+    assert len({f"{v:.4f}" for v in expected.values()}) == 3
+    assert printed_metrics(evaluated) == {name: [f"{v:.4f}"] for name, v in expected.items()}
 
 
 def test_refused_artifact_is_a_clear_error(
@@ -117,3 +204,213 @@ def test_plain_train_makes_the_bundled_default(
 def test_bundle_any_config(no_bundle: Path, in_workspace: Path) -> None:
     assert main(["train", "--config", "configs/penguins_body_mass.toml", "--bundle"]) == 0
     assert load_default().name == "penguins-body-mass"
+
+
+def user_folder(output: Path, saved: Path) -> None:
+    output.mkdir()
+    (output / "notes.txt").write_text("my notes\n")
+
+
+def regular_file(output: Path, saved: Path) -> None:
+    output.write_text("my notes\n")
+
+
+def artifact_and_notes(output: Path, saved: Path) -> None:
+    shutil.copytree(saved, output)
+    (output / "notes.txt").write_text("my notes\n")
+
+
+def contents(path: Path) -> dict[str, bytes]:
+    """Every file at or under ``path``, by relative name."""
+    if path.is_file():
+        return {".": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        (user_folder, "holds files that are not a model artifact"),
+        (regular_file, "exists and is not a folder"),
+        (artifact_and_notes, "a model artifact, but it also holds notes.txt"),
+    ],
+    ids=["user folder", "regular file", "artifact plus user file"],
+)
+def test_train_refuses_to_replace_what_is_not_an_artifact(
+    setup: Callable[[Path, Path], None],
+    reason: str,
+    saved: Path,
+    in_workspace: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    output = tmp_path / "species"
+    setup(output, saved)
+    before = contents(output)
+
+    def no_training(*_: object, **__: object) -> None:
+        pytest.fail("trained before refusing the output")
+
+    monkeypatch.setattr(model_cli, "train", no_training)
+    assert main(["train", "--output", str(output)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no metrics table: nothing was trained
+    line = one_line_error(captured.err)
+    assert f"error: {output}: " in line
+    assert reason in line
+    assert contents(output) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["species"]
+
+
+@pytest.mark.parametrize("previous", ["empty folder", "artifact"])
+def test_train_replaces_a_previous_artifact(
+    previous: str,
+    saved: Path,
+    in_workspace: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    output = tmp_path / "species"
+    if previous == "artifact":
+        shutil.copytree(saved, output)
+        edit_manifest(output, model_name="the-previous-model")
+    else:
+        output.mkdir()
+    assert main(["train", "--output", str(output)]) == 0
+    assert f"written to {output}" in capsys.readouterr().out.replace("\n", "")
+    assert load_artifact(output).name == "penguins-species"
+    assert sorted(p.name for p in output.iterdir()) == [
+        "MODEL_CARD.md",
+        "inference.json",
+        "manifest.json",
+        "pipeline.skops",
+    ]
+    # Neither the staging folder (.species.partial-*) nor the old one (.species.old-*) is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["species"]
+
+
+def nested_manifest(path: Path) -> None:
+    (path / MANIFEST_FILE).write_text("[" * DEEP + "]" * DEEP)
+
+
+def nested_inference(path: Path) -> None:
+    (path / INFERENCE_FILE).write_text("[" * DEEP + "]" * DEEP)
+    files = json.loads((path / MANIFEST_FILE).read_text())["files"]
+    edit_manifest(path, files={**files, INFERENCE_FILE: sha256_file(path / INFERENCE_FILE)})
+
+
+def folder_for_pipeline(path: Path) -> None:
+    (path / PIPELINE_FILE).unlink()
+    (path / PIPELINE_FILE).mkdir()
+
+
+def folder_for_manifest(path: Path) -> None:
+    (path / MANIFEST_FILE).unlink()
+    (path / MANIFEST_FILE).mkdir()
+
+
+@pytest.mark.parametrize("command", ["info", "evaluate"])
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (nested_manifest, "manifest.json: not valid JSON (nested too deeply)"),
+        (nested_inference, "inference.json: malformed compiled model (JSON nested too deeply)"),
+        (folder_for_pipeline, "pipeline.skops: listed in the manifest but missing"),
+        (folder_for_manifest, "not a model artifact (no manifest.json)"),
+    ],
+    ids=["deep manifest", "deep inference.json", "folder for pipeline", "folder for manifest"],
+)
+def test_malformed_artifact_is_a_one_line_error(
+    damage: Callable[[Path], None],
+    problem: str,
+    command: str,
+    copy: Path,
+    workspace: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    damage(copy)
+    data = workspace / "data" / "penguins.csv"
+    argv = [command, str(copy)] + (["--data", str(data)] if command == "evaluate" else [])
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = one_line_error(captured.err)
+    assert f"error: {copy}" in line
+    assert problem in line
+
+
+def test_info_without_optional_sections(
+    copy: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    for optional in ("data", "cv_metrics", "metrics", "git_commit", "classes", "config"):
+        del manifest[optional]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    assert main(["info", str(copy)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    rows = info_rows(captured.out)
+    assert rows["estimator"] == "-"
+    assert rows["classes"] == "-"
+    assert rows["metrics"] == "-"
+    assert rows["data"] == "-: ? rows, sha256 -…"
+    assert rows["created"].endswith("(git unknown)")
+    assert rows["task"] == "classification (target species)"
+
+    assert main(["evaluate", str(copy)]) == 1  # no data named: the user must pass one
+    line = one_line_error(capsys.readouterr().err)
+    assert "the manifest names no training data; pass --data FILE" in line
+    data = workspace / "data" / "penguins.csv"
+    assert main(["evaluate", str(copy), "--data", str(data)]) == 0
+    assert "344 rows scored, 0 rejected" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "data", "literal"),
+    [
+        ("info", "[/red]", None, "[/red] 0.1.0+"),
+        ("evaluate", "[/red]", None, "[/red] 0.1.0+"),
+        ("info", "[bold]x", None, "[bold]x 0.1.0+"),
+        ("evaluate", "[bold]x", None, "[bold]x 0.1.0+"),
+        ("info", None, "[old]", "[old]/penguins.csv: 344 rows"),
+        ("evaluate", None, "[old]", "[old]/penguins.csv: 344 rows scored"),
+    ],
+)
+def test_console_markup_in_the_manifest_is_printed_literally(
+    command: str,
+    name: str | None,
+    data: str | None,
+    literal: str,
+    copy: Path,
+    workspace: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    if name is not None:
+        edit_manifest(copy, model_name=name)
+    folder = tmp_path / (data or "plain")
+    folder.mkdir()
+    shutil.copy(workspace / "data" / "penguins.csv", folder)
+    edit_manifest(
+        copy,
+        config={**manifest["config"], "data": str(folder / "penguins.csv")},
+        data={**manifest["data"], "file": f"{data or 'plain'}/penguins.csv"},
+    )
+    assert main([command, str(copy)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert literal in captured.out
+
+
+@pytest.mark.parametrize("named", [5, ["data.csv"], {"file": "data.csv"}])
+def test_evaluate_refuses_training_data_that_is_not_a_path(
+    named: object, copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    edit_manifest(copy, config={**manifest["config"], "data": named})
+    assert main(["evaluate", str(copy)]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert line == f"error: {copy}: the manifest's training data is not a path; pass --data FILE"

@@ -1,7 +1,12 @@
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -189,3 +194,162 @@ def test_parquet_with_a_pandas_index(
     scored = pd.read_csv(output)
     assert scored["row"].tolist() == list(range(344))
     assert scored["prediction"].tolist() == artifact.predict(penguins).predictions.tolist()
+
+
+# --- regressions of the reliability issue -------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_reject_after_clean_chunks(artifact: Artifact, tmp_path: Path, suffix: str) -> None:
+    """Rejects that first appear after clean chunks (and a column that is null in the first
+    rejects, text in later ones) are written, whatever the first chunk held."""
+    frame = sample_frame(artifact.spec, 301, seed=3, target=False, null_share=0.0)
+    frame.loc[150, "bill_depth_mm"] = -1.0  # first reject: sex is null here
+    frame.loc[150, "sex"] = None
+    frame.loc[300, "sex"] = "Male"  # last row, an unknown category as text
+    source = tmp_path / f"in{suffix}"
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source)
+    output = tmp_path / f"out{suffix}"
+    summary = score_file(artifact, source, output, chunk_rows=100)
+    assert (summary.scored_rows, summary.rejected_rows) == (299, 2)
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    rejected = (
+        read(rejects_path(output), dtype=str) if suffix == ".csv" else read(rejects_path(output))
+    )
+    assert rejected["row"].astype(int).tolist() == [150, 300]
+    assert rejected["sex"].tolist()[1] == "Male"
+    assert pd.isna(rejected["sex"].tolist()[0])
+
+
+def test_rejects_hold_the_input_text(artifact: Artifact, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
+        "Dream,39.10,18.7,181,3750,male\n"
+        "Dream,39.10,18.7,181,3750,unknown\n"
+    )
+    score_file(artifact, source, tmp_path / "out.csv")
+    line = rejects_path(tmp_path / "out.csv").read_text().splitlines()[1]
+    assert line == '1,"sex: category not allowed (allowed: female, male)","Dream","39.10",' + (
+        '"18.7","181","3750","unknown"'
+    )
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "Infinity"])
+def test_text_nan_is_refused_not_imputed(artifact: Artifact, tmp_path: Path, text: str) -> None:
+    """As over HTTP: NaN or infinity is not a value; only an empty cell (or NA, null) is null."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
+        f"Dream,39.1,{text},181,3750,male\n"
+        "Dream,39.1,,181,3750,male\n"
+        "Dream,39.1,NA,181,3750,male\n"
+    )
+    summary = score_file(artifact, source, tmp_path / "out.csv")
+    assert (summary.scored_rows, summary.rejected_rows) == (2, 1)
+    rejected = pd.read_csv(rejects_path(tmp_path / "out.csv"), dtype=str, keep_default_na=False)
+    assert rejected["bill_depth_mm"].tolist() == [text]
+    assert rejected["reasons"].str.startswith("bill_depth_mm: ").all()
+
+
+def test_formula_cells_are_neutralised_in_csv(artifact: Artifact, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
+        'Dream,39.1,18.7,181,3750,"=HYPERLINK(""http://x.invalid"",""y"")"\n'
+        "Dream,-5,18.7,181,3750,@SUM(A1)\n"
+        "Dream,39.1,18.7,181,3750,+cmd\n"
+    )
+    score_file(artifact, source, tmp_path / "out.csv")
+    rejected = pd.read_csv(rejects_path(tmp_path / "out.csv"), dtype=str)
+    assert rejected["sex"].tolist() == [
+        '\'=HYPERLINK("http://x.invalid","y")',
+        "'@SUM(A1)",
+        "'+cmd",
+    ]
+    assert rejected["bill_length_mm"].tolist()[1] == "-5"  # a plain number stays as it is
+    parquet = tmp_path / "out.parquet"
+    score_file(artifact, source, parquet)
+    assert pd.read_parquet(rejects_path(parquet))["sex"].tolist()[2] == "+cmd"  # CSV only
+
+
+@pytest.mark.parametrize("link", ["rejects", "symlink", "hardlink", "same"])
+def test_outputs_never_overwrite_the_input(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path, link: str
+) -> None:
+    """`score scores.rejects.csv scores.csv` (re-scoring last run's rejects under the same
+    name), or an output that is the input through a link, is refused before any write."""
+    source = tmp_path / "scores.rejects.csv"
+    penguins.head(5).to_csv(source, index=False)
+    before = source.read_bytes()
+    output = tmp_path / "scores.csv"
+    if link == "symlink":
+        output.symlink_to(source)
+    elif link == "hardlink":
+        output.hardlink_to(source)
+    elif link == "same":
+        output = tmp_path / "." / "scores.rejects.csv"
+    with pytest.raises(TableError, match="would overwrite the input"):
+        score_file(artifact, source, output)
+    assert source.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_output_that_is_a_folder(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    penguins.head(5).to_csv(source, index=False)
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(TableError, match=r"out\.csv: the output path is a folder"):
+        score_file(artifact, source, tmp_path / "out.csv")
+
+
+def test_repeated_and_nested_columns(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "dup.csv"
+    source.write_text("island,sex,sex\nDream,male,female\n")
+    with pytest.raises(TableError, match="column 'sex' appears 2 times"):
+        score_file(artifact, source, tmp_path / "out.csv")
+    nested = tmp_path / "nested.parquet"
+    table = pa.Table.from_pandas(penguins.head(3).drop(columns=["sex"]), preserve_index=False)
+    table = table.append_column("sex", pa.array([{"a": 1}, {"a": 2}, None]))
+    pq.write_table(table, nested)
+    with pytest.raises(TableError, match="column 'sex' has type struct<a: int64>"):
+        score_file(artifact, nested, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_follow_the_umask(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path, umask: int
+) -> None:
+    source = tmp_path / "in.csv"
+    dirty(penguins).to_csv(source, index=False)
+    previous = os.umask(umask)
+    try:
+        summary = score_file(artifact, source, tmp_path / "out.parquet")
+    finally:
+        os.umask(previous)
+    assert summary.rejects is not None
+    for path in (summary.output, summary.rejects):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_partial_files_of_dead_runs_are_reclaimed(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A run killed with SIGKILL leaves `.out.csv.<pid>.<random>.partial`; the next run to that
+    output removes it, but never the partial file of a run still going."""
+    source = tmp_path / "in.csv"
+    penguins.to_csv(source, index=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.csv.{dead.pid}.0badf00d.partial"
+    alive = tmp_path / f".out.csv.{os.getppid()}.1234abcd.partial"
+    stale.write_text("half")
+    alive.write_text("half")
+    score_file(artifact, source, tmp_path / "out.csv")
+    assert not stale.exists()
+    assert alive.exists()

@@ -16,6 +16,7 @@ import json
 import secrets
 import shutil
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -50,6 +51,8 @@ PIPELINE_FILE = "pipeline.skops"
 INFERENCE_FILE = "inference.json"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "MODEL_CARD.md"
+PREDICTING_FILES = (PIPELINE_FILE, INFERENCE_FILE)
+"""The files whose content decides predictions: the model version covers these."""
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle")
 
 TRUSTED_TYPES: tuple[str, ...] = (
@@ -109,7 +112,9 @@ class Artifact:
 
     @property
     def version(self) -> str:
-        """``<model package version>+<first 12 hex of the pipeline's sha256>``."""
+        """``<model package version>+<12 hex>``, the hex starting a sha256 over the (name,
+        sha256) pairs of the files that predict, ``pipeline.skops`` and ``inference.json``
+        (see :func:`model_version`): it changes with either, never with the model card."""
         return self.manifest.model_version
 
     @cached_property
@@ -203,7 +208,7 @@ def write_artifact(
             (staging / INFERENCE_FILE).write_text(text, encoding="utf-8")
             names.append(INFERENCE_FILE)
         files = {name: sha256_file(staging / name) for name in names}
-        version = f"{manifest['versions']['model']}+{files[PIPELINE_FILE][:12]}"
+        version = model_version(manifest["versions"]["model"], files)
         full = {
             **manifest,
             "format_version": FORMAT_VERSION,
@@ -224,6 +229,14 @@ def write_artifact(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def model_version(package_version: str, files: Mapping[str, str]) -> str:
+    """``<package_version>+<first 12 hex of a sha256>`` over one line ``<name> <sha256>``
+    (newline-terminated, in name order) per file of :data:`PREDICTING_FILES` in ``files``
+    (name to sha256). Other files, such as the model card, do not change it."""
+    lines = "".join(f"{name} {files[name]}\n" for name in sorted(PREDICTING_FILES) if name in files)
+    return f"{package_version}+{hashlib.sha256(lines.encode()).hexdigest()[:12]}"
 
 
 def _new_dir(beside: Path, role: str) -> Path:

@@ -96,13 +96,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    artifact = load_artifact_or_default(args.artifact)
-    data = args.data or artifact.manifest.config.get("data")
-    if data is None:
+def _data_file(args: argparse.Namespace, artifact: Artifact) -> Path:
+    """``--data``, else the training data the manifest names (untrusted: checked)."""
+    if args.data is not None:
+        return Path(args.data)
+    named = artifact.manifest.config.get("data")
+    if named is None:
         msg = f"{artifact.path}: the manifest names no training data; pass --data FILE"
         raise ModelError(msg)
-    data = Path(data)
+    if not isinstance(named, str):
+        msg = f"{artifact.path}: the manifest's training data is not a path; pass --data FILE"
+        raise ModelError(msg)
+    return Path(named)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    artifact = load_artifact_or_default(args.artifact)
+    data = _data_file(args, artifact)
     metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))
     out.print(
         f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "

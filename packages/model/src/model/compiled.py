@@ -67,7 +67,13 @@ class CompiledLinear:
         }
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X @ self.coef.T + self.intercept)
+        """``X @ coef.T + intercept``, summed feature by feature in a fixed order, so that a
+        row's score never depends on the other rows of its batch (a matrix product picks
+        its kernel, and so its rounding, by the batch's shape)."""
+        scores = np.repeat(self.intercept[None, :], len(X), axis=0)
+        for j in range(X.shape[1]):
+            scores += X[:, j, None] * self.coef[:, j]
+        return scores
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, columns ordered like :attr:`classes`."""

@@ -171,11 +171,13 @@ def read_chunks(path: Path, spec: FeatureSpec, chunk_rows: int) -> Iterator[Chun
 
 
 def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
-    """A chunk as pandas. Text in numeric columns (CSV) is parsed by Arrow when the whole
-    column parses to finite-or-infinite numbers, else left to :func:`_typed`, value by value.
-    Text in categorical columns arrives as pandas categoricals: Arrow encodes it in C, so no
-    Python string is made per row, and validation and encoding then work once per distinct
-    value."""
+    """A chunk as pandas, typed for validation, indexed 0..n-1 (a Parquet file may carry a
+    pandas index). Text in numeric columns (CSV) is parsed by Arrow, exactly (correctly
+    rounded) and the same way whatever else the chunk holds; a cell that is not a plain number
+    (``abc``, ``3,750``, ``NaN``, ``inf``) stays text, so validation reports its row. Text in
+    categorical columns arrives as pandas categoricals: Arrow encodes it in C, so no Python
+    string is made per row, and validation and encoding then work once per distinct value."""
+    not_numbers: dict[str, pa.ChunkedArray] = {}
     for column in spec.features:
         if column.kind == "boolean" or column.name not in table.column_names:
             continue
@@ -183,46 +185,43 @@ def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
         kind = table.schema[index].type
         if column.kind == "numeric" and pa.types.is_decimal(kind):
             table = table.set_column(index, column.name, pc.cast(table[index], pa.float64()))
+        elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             continue
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            continue
-        if column.kind == "categorical":
+        elif column.kind == "categorical":
             table = table.set_column(index, column.name, pc.dictionary_encode(table[index]))
-            continue
-        try:
-            numbers = pc.cast(table[index], pa.float64())
-        except pa.ArrowInvalid:
-            continue  # some value is not a number: _typed finds which
-        if pc.any(pc.is_nan(numbers)).as_py():
-            continue  # text "NaN" is not a null: _typed refuses it
-        table = table.set_column(index, column.name, numbers)
-    return _typed(table.to_pandas(), spec)
+        else:
+            text = table[index]
+            number = pc.match_substring_regex(text, PLAIN_NUMBER)
+            if not pc.all(number).as_py():
+                not_numbers[column.name] = pc.if_else(number, pa.scalar(None, pa.string()), text)
+                text = pc.if_else(number, text, pa.scalar(None, pa.string()))
+            table = table.set_column(index, column.name, pc.cast(text, pa.float64()))
+    # No pandas metadata: it would restore the file's dtypes (text) and index over ours.
+    frame = table.replace_schema_metadata(None).to_pandas()
+    if not table.num_columns:  # no spec column at all: still one row per input row
+        frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    for name, text in not_numbers.items():
+        mixed = frame[name].astype(object)
+        bad = text.is_valid().to_numpy(zero_copy_only=False)
+        mixed[bad] = text.to_numpy(zero_copy_only=False)[bad]
+        frame[name] = mixed
+    return _booleans(frame, spec)
 
 
-def _typed(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """Turn text columns (from CSV) into numbers or booleans where they parse; a value that
-    does not parse (or parses to NaN) stays text, so validation reports it as the wrong type.
-    The index is reset: a chunk's row labels are its positions (a Parquet file may carry a
-    pandas index)."""
-    frame = frame.reset_index(drop=True)
+def _booleans(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Boolean text (CSV) as booleans: ``true``/``false`` in any case; anything else stays
+    text, so validation reports its row."""
     for column in spec.features:
-        if column.name not in frame.columns or column.kind == "categorical":
+        if column.kind != "boolean" or column.name not in frame.columns:
             continue
         series = frame[column.name]
         if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
             continue
-        if column.kind == "numeric":
-            parsed = pd.to_numeric(series, errors="coerce")
-        else:
-            lowered = series.str.lower()
-            parsed = lowered.map({"true": True, "false": False})
+        parsed = series.str.lower().map({"true": True, "false": False})
         bad = series.notna() & parsed.isna()
-        if bad.any():
-            mixed = parsed.astype(object)
-            mixed[bad] = series[bad]
-            frame[column.name] = mixed
-        else:
-            frame[column.name] = parsed.astype("float64" if column.kind == "numeric" else object)
+        mixed = parsed.astype(object)
+        mixed[bad] = series[bad]
+        frame[column.name] = mixed
     return frame
 
 
