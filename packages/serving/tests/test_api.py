@@ -276,3 +276,82 @@ def test_one_json_log_line_per_request(client: TestClient, record: dict[str, Any
     assert entry["records"] == 2
     assert entry["latency_ms"] > 0
     assert "Dream" not in line  # no payloads in logs
+
+
+class FailingArtifact(Artifact):
+    """A model that fails every prediction: what a server error looks like."""
+
+    def predict_valid(self, columns: Any) -> Any:
+        message = "model exploded"
+        raise RuntimeError(message)
+
+
+def test_server_errors_are_answered_counted_and_logged(
+    artifact: Artifact, record: dict[str, Any]
+) -> None:
+    failing = FailingArtifact(artifact.path, artifact.manifest, artifact.spec, artifact.compiled)
+    handler = Lines()
+    logger = logging.getLogger("serving.access")
+    with TestClient(create_app(Settings(), failing)) as client:
+        logger.addHandler(handler)
+        try:
+            response = client.post("/v1/predict", json={"records": [record]})
+        finally:
+            logger.removeHandler(handler)
+        metrics = client.get("/metrics").text
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error", "detail": [], "total": 0}
+    assert 'serving_requests_total{route="/v1/predict",status="500"} 1.0' in metrics
+    assert 'serving_request_duration_seconds_count{route="/v1/predict"} 1.0' in metrics
+    (line,) = handler.lines  # logged once, with what went wrong
+    entry = json.loads(line)
+    assert (entry["level"], entry["status"], entry["route"]) == ("error", 500, "/v1/predict")
+    assert entry["error"] == "RuntimeError: model exploded"
+    assert "predict_valid" in entry["traceback"]
+
+
+def test_error_detail_is_capped(artifact: Artifact, record: dict[str, Any]) -> None:
+    """However wrong a body is, the answer lists the first 100 problems and counts them all."""
+    noisy = {**record, **{f"extra_{i}": i for i in range(60)}}
+    body = {"records": [noisy] * 199 + [{**record, "sex": "x"}]}
+    with TestClient(create_app(Settings(), artifact)) as client:
+        response = client.post("/v1/predict", json=body)
+        metrics = client.get("/metrics").text
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["total"] == 199 * 60 + 1
+    assert len(answer["detail"]) == 100
+    assert answer["detail"][0] == {
+        "record": 0,
+        "field": "extra_0",
+        "message": "Extra inputs are not permitted",
+    }
+    assert [item["record"] for item in answer["detail"]] == [0] * 60 + [1] * 40
+    assert "serving_rejected_records_total 200.0" in metrics
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_wrong_content_type(client: TestClient, record: dict[str, Any], content_type: str) -> None:
+    response = client.post(
+        "/v1/predict",
+        content=json.dumps({"records": [record]}),
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported content type: send JSON (application/json)"
+
+
+def test_json_with_charset_and_deep_nesting(client: TestClient, record: dict[str, Any]) -> None:
+    ok = client.post(
+        "/v1/predict",
+        content=json.dumps({"records": [record]}),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code == 200
+    deep = client.post(
+        "/v1/predict",
+        content=b"[" * 5_000 + b"]" * 5_000,
+        headers={"content-type": "application/json"},
+    )
+    assert deep.status_code == 400
+    assert deep.json()["detail"][0]["message"] == "Invalid JSON: nested too deeply"

@@ -1,8 +1,16 @@
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from features import FeatureSpec
+from features.testing import sample_frame
 from serving.cli import main
 
 from .conftest import ROOT
@@ -49,3 +57,89 @@ def test_score_command_errors(
 def test_bad_settings_are_an_error(artifact_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--artifact", str(artifact_path), "--port", "70000"]) == 1
     assert "invalid settings" in capsys.readouterr().err
+
+
+def _write_cases(tmp: Path, penguins: pd.DataFrame) -> dict[str, tuple[Path, Path, str]]:
+    """Malformed inputs and outputs: (input, output, what the message must say)."""
+    good = tmp / "good.csv"
+    penguins.to_csv(good, index=False)
+    (tmp / "dup.csv").write_text("island,sex,sex\nDream,male,female\n")
+    (tmp / "empty.csv").write_bytes(b"")
+    (tmp / "ragged.csv").write_text("island,sex\nDream,male\nDream,male,extra,cells\n")
+    (tmp / "latin1.csv").write_bytes("island,sex\nDr\xe9am,male\n".encode("latin-1"))
+    (tmp / "garbage.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4)
+    nested = pa.table({"island": [["Dream"]], "sex": ["male"]})
+    pq.write_table(nested, tmp / "nested.parquet")
+    (tmp / "folder.csv").mkdir()
+    brackets = tmp / "[old]"
+    brackets.mkdir()
+    return {
+        "repeated column": (tmp / "dup.csv", tmp / "o.csv", "column 'sex' appears 2 times"),
+        "empty file": (tmp / "empty.csv", tmp / "o.csv", "cannot read as csv"),
+        "ragged rows": (tmp / "ragged.csv", tmp / "o.csv", "cannot read as csv"),
+        "not UTF-8": (tmp / "latin1.csv", tmp / "o.csv", "cannot read as csv"),
+        "not parquet": (tmp / "garbage.parquet", tmp / "o.csv", "cannot read as parquet"),
+        "nested column": (tmp / "nested.parquet", tmp / "o.csv", "column 'island' has type list"),
+        "output is a folder": (good, tmp / "folder.csv", "the output path is a folder"),
+        "rejects would be the input": (
+            tmp / "o.rejects.csv",
+            tmp / "o.csv",
+            "the rejects file would overwrite the input",
+        ),
+        "markup in a path": (brackets / "[/red]x.csv", tmp / "o.csv", "[old]/[/red]x.csv: input"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "repeated column",
+        "empty file",
+        "ragged rows",
+        "not UTF-8",
+        "not parquet",
+        "nested column",
+        "output is a folder",
+        "rejects would be the input",
+        "markup in a path",
+    ],
+)
+def test_score_errors_are_one_line(
+    artifact_path: Path,
+    tmp_path: Path,
+    penguins: pd.DataFrame,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    source, output, message = _write_cases(tmp_path, penguins)[case]
+    if case == "rejects would be the input":
+        penguins.to_csv(source, index=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["score", str(source), str(output), "--artifact", str(artifact_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: "), err
+    assert message in err
+    assert source.name in err or output.name in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written or left
+
+
+def test_sigterm_leaves_no_output_or_partial_file(artifact_path: Path, tmp_path: Path) -> None:
+    spec = FeatureSpec.from_toml(ROOT / "configs" / "penguins_species.features.toml")
+    source = tmp_path / "big.csv"
+    sample_frame(spec, 300_000, seed=1, target=False).to_csv(source, index=False)
+    output = tmp_path / "scores.parquet"
+    command = [sys.executable, "-m", "serving.cli", "score", str(source), str(output)]
+    command += ["--artifact", str(artifact_path), "--chunk-rows", "1000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    time.sleep(0.3)  # some chunks written
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert err.strip() == "error: stopped by SIGTERM; no output was written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]

@@ -1,10 +1,17 @@
 """The real thing: `serving serve` under uvicorn on a loopback port, spoken to over HTTP."""
 
+import contextlib
+import json
 import os
+import socket
+import statistics
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,8 +39,7 @@ def test_ready_and_same_predictions_as_in_process(
 def test_concurrent_clients(
     server: ServerProcess, artifact: Artifact, penguins: pd.DataFrame
 ) -> None:
-    """Prediction runs off the event loop: many clients at once all get their own answers,
-    and liveness keeps answering while large batches are being predicted."""
+    """Many clients at once all get their own answers, in their order."""
     frames = [penguins.sample(200, random_state=seed) for seed in range(16)]
     expected = [artifact.predict(f).predictions.tolist() for f in frames]
 
@@ -44,12 +50,60 @@ def test_concurrent_clients(
         return status, [p["prediction"] for p in body["predictions"]]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        batches = [pool.submit(predict, f) for f in frames]
-        health = [pool.submit(server.request, "/health") for _ in range(16)]
-        results = [b.result() for b in batches]
-        assert all(h.result() == (200, {"status": "ok"}) for h in health)
+        results = list(pool.map(predict, frames))
     assert [status for status, _ in results] == [200] * 16
     assert [predictions for _, predictions in results] == expected
+
+
+SLOW_MODEL = """
+import time
+import model.artifact
+
+_predict = model.artifact.Artifact.predict_valid
+
+
+def _slow(self, columns):
+    if len(next(iter(columns.values()))) > 1:  # not the one-record self-check
+        end = time.perf_counter() + {seconds}
+        while time.perf_counter() < end:  # busy, holding the GIL as model code can
+            pass
+    return _predict(self, columns)
+
+
+model.artifact.Artifact.predict_valid = _slow
+"""
+
+
+def test_liveness_while_slow_predictions_run(
+    artifact_path: Path, tmp_path: Path, penguins: pd.DataFrame, artifact: Artifact
+) -> None:
+    """Prediction runs off the event loop: while two predictions each keep a CPU busy for
+    2 s (a hook in the server process makes them slow), /health answers in well under that."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_MODEL.format(seconds=2.0))
+    env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    records = {"records": records_of(penguins.head(50), artifact.spec.feature_names)}
+    with (
+        ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env) as live,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+
+        def timed_predict() -> float:
+            started = time.perf_counter()
+            assert live.request("/v1/predict", records)[0] == 200
+            return time.perf_counter() - started
+
+        slow = [pool.submit(timed_predict) for _ in range(2)]
+        time.sleep(0.3)
+        latencies = []
+        while not all(f.done() for f in slow):
+            latencies.append(_timed_health(live))
+            time.sleep(0.05)
+        durations = [f.result() for f in slow]
+    assert min(durations) >= 2.0  # the hook worked: a health check queued behind it would fail
+    assert len(latencies) >= 10
+    assert max(latencies) < 0.5, latencies
 
 
 def test_json_access_log(server: ServerProcess) -> None:
@@ -72,3 +126,90 @@ def test_start_up_without_an_artifact_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"error: {missing}: artifact directory not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _timed_health(server: ServerProcess) -> float:
+    started = time.perf_counter()
+    assert server.request("/health") == (200, {"status": "ok"})
+    return time.perf_counter() - started
+
+
+def _connect(server: ServerProcess, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def _closed_by_server(sock: socket.socket) -> bytes:
+    """What the server sent before closing (b"" for nothing); fails if it keeps it open."""
+    sock.settimeout(10)
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_stalled_connections_are_closed_while_health_answers(
+    artifact_path: Path, tmp_path: Path
+) -> None:
+    """Silent and half-sent connections cannot hold the service: /health keeps answering
+    within 1 s while they are open, and the server closes them at its deadlines."""
+    env = {"SERVING_HEADER_TIMEOUT": "2", "SERVING_BODY_TIMEOUT": "2"}
+    with ServerProcess(
+        ["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env
+    ) as server:
+        head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        with contextlib.ExitStack() as opened:
+            silent = [opened.enter_context(_connect(server, b"")) for _ in range(150)]
+            half_head = [opened.enter_context(_connect(server, head)) for _ in range(100)]
+            half_body = [
+                opened.enter_context(
+                    _connect(server, head + b"content-length: 1000\r\n\r\n" + b'{"records": [')
+                )
+                for _ in range(50)
+            ]
+            started = time.monotonic()
+            latencies = [_timed_health(server) for _ in range(10)]
+            assert max(latencies) < 1.0, latencies
+            for sock in silent + half_head:
+                assert _closed_by_server(sock) == b""
+            for sock in half_body:
+                answer = _closed_by_server(sock)
+                assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+                assert b"request body not received within 2 s" in answer
+            assert time.monotonic() - started < 8
+        assert _timed_health(server) < 1.0
+
+
+def test_health_stays_prompt_while_a_client_sends_huge_bad_bodies(server: ServerProcess) -> None:
+    """One client looping on ~0.9 MB bodies of 88,000 unknown fields must not stall others:
+    their parsing and error list stay off the event loop and bounded."""
+    record = {"island": "Dream", "bill_length_mm": 46.5, "sex": "female"}
+    noisy = {**record, **{f"u{i}": 0 for i in range(88)}}
+    body = json.dumps({"records": [noisy] * 1000}).encode()
+    answers: list[tuple[int, Any]] = []
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            answers.append(server.request("/v1/predict", json.loads(body)))
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        latencies = []
+        for _ in range(30):
+            latencies.append(_timed_health(server))
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join()
+    status, answer = answers[0]
+    assert (status, answer["total"], len(answer["detail"])) == (422, 88_000, 100)
+    assert statistics.median(latencies) < 0.1, latencies
+    assert max(latencies) < 1.0, latencies
