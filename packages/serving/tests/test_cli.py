@@ -1,3 +1,5 @@
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from features import FeatureSpec
 from features.testing import sample_frame
 from serving.cli import main
+from serving.testing import ServerProcess
 
 from .conftest import ROOT
 
@@ -143,3 +146,46 @@ def test_sigterm_leaves_no_output_or_partial_file(artifact_path: Path, tmp_path:
     assert process.returncode == 143
     assert err.strip() == "error: stopped by SIGTERM; no output was written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("deep", "manifest.json: not valid JSON (nested too deeply)"),
+        ("not json", "manifest.json: not valid JSON"),
+        ("folder", "artifact directory not found"),
+    ],
+)
+def test_serve_refuses_a_damaged_artifact_in_one_line(
+    artifact_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: str,
+    message: str,
+) -> None:
+    copy = tmp_path / "artifact"
+    shutil.copytree(artifact_path, copy)
+    manifest = copy / "manifest.json"
+    if damage == "deep":
+        manifest.write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "not json":
+        manifest.write_text("{[/red] not json")
+    else:
+        copy = tmp_path / "[old]" / "artifact"
+    assert main(["serve", "--artifact", str(copy), "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: {copy}")
+    assert message in err
+
+
+def test_serve_prints_manifest_text_literally(artifact_path: Path, tmp_path: Path) -> None:
+    """Console markup in a manifest ([/red], [bold]) is text, not markup: the service starts."""
+    copy = tmp_path / "artifact"
+    shutil.copytree(artifact_path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["model_name"] = "[/red]species[bold]"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with ServerProcess(["--artifact", str(copy)], log=tmp_path / "s.log") as server:
+        assert server.request("/ready")[1]["model"] == "[/red]species[bold]"
+    assert "serving [/red]species[bold] " in (tmp_path / "s.log").read_text()
