@@ -1,33 +1,112 @@
-"""Schemathesis generates requests from the app's own OpenAPI schema, valid and not: no answer
-may be a server error or break the documented schema."""
+"""Schemathesis generates requests from the app's own OpenAPI schema, valid (positive mode) and
+not (negative mode), for every operation: no answer may be a server error or break the
+documented schema, valid data must be accepted, invalid data refused, and every error answer
+must have the service's error shape."""
 
+from collections import Counter
+
+import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
+from schemathesis import GenerationMode
 
 from model import Artifact
 from serving.app import create_app
+from serving.schemas import MAX_ERROR_ITEMS
 from serving.settings import Settings
 
+OPERATIONS = ["GET /health", "GET /metrics", "GET /ready", "GET /v1/metadata", "POST /v1/predict"]
 
-def test_no_server_error_and_schema_conformance(artifact: Artifact) -> None:
-    schema = schemathesis.openapi.from_asgi(
-        "/openapi.json", create_app(Settings(max_records=20), artifact)
-    )
-    checked = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+# Invalid input is answered 400 (malformed JSON), 405 (a method the path does not take), 413 (more
+# records than the schema's maxItems: documented as "too many records", not schemathesis' default
+# 422), 415 (not JSON) or 422 (invalid records); anything else for negative data is a failure.
+CONFIG = schemathesis.Config.from_dict(
+    {"checks": {"negative_data_rejection": {"expected-statuses": [400, 405, 413, 415, 422]}}}
+)
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
-            case.call_and_validate()
 
-        check()
-        checked.append(operation.label)
-    assert sorted(checked) == [
-        "GET /health",
-        "GET /metrics",
-        "GET /ready",
-        "GET /v1/metadata",
-        "POST /v1/predict",
-    ]
+@pytest.fixture(scope="module")
+def api(artifact: Artifact) -> schemathesis.BaseSchema:
+    app = create_app(Settings(max_records=20), artifact)
+    return schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
+
+
+def operation_of(api: schemathesis.BaseSchema, label: str) -> schemathesis.APIOperation:
+    method, path = label.split(" ")
+    return api[path][method]
+
+
+def takes_input(operation: schemathesis.APIOperation) -> bool:
+    """Whether the operation declares anything a request could get wrong (parameters, body)."""
+    parts = (operation.path_parameters, operation.query, operation.headers, operation.cookies)
+    return any(list(part) for part in parts) or bool(list(operation.body))
+
+
+def assert_error_shape(response: schemathesis.Response) -> None:
+    """The documented error body: ``error``, ``detail`` (at most 100 items) and ``total``."""
+    assert response.headers.get("content-type") == ["application/json"], response.headers
+    body = response.json()
+    assert isinstance(body, dict), body
+    assert set(body) == {"error", "detail", "total"}, body
+    assert isinstance(body["error"], str), body
+    assert body["error"], body
+    assert isinstance(body["detail"], list), body
+    assert len(body["detail"]) <= MAX_ERROR_ITEMS, len(body["detail"])
+    assert isinstance(body["total"], int), body
+    assert not isinstance(body["total"], bool), body
+    assert body["total"] >= len(body["detail"]), body
+    for item in body["detail"]:
+        assert isinstance(item, dict), item
+        assert set(item) <= {"record", "field", "message"}, item
+        assert isinstance(item["message"], str), item
+        assert item.get("record") is None or type(item["record"]) is int, item
+        assert item.get("field") is None or isinstance(item["field"], str), item
+
+
+def test_every_operation_is_fuzzed(api: schemathesis.BaseSchema) -> None:
+    assert sorted(result.ok().label for result in api.get_all_operations()) == OPERATIONS
+
+
+@pytest.mark.parametrize("mode", list(GenerationMode), ids=str)
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_operation(api: schemathesis.BaseSchema, label: str, mode: GenerationMode) -> None:
+    operation = operation_of(api, label)
+    statuses: Counter[int] = Counter()
+
+    def check(case: schemathesis.Case) -> None:
+        # The default checks: not_a_server_error, status code, content type, headers and body
+        # conformance to the documented responses, positive_data_acceptance for valid data,
+        # negative_data_rejection and unsupported_method (405 with Allow) for invalid data.
+        response = case.call_and_validate()
+        statuses[response.status_code] += 1
+        if response.status_code >= 400:
+            assert_error_shape(response)
+        if mode is GenerationMode.POSITIVE:
+            assert response.status_code == 200, (case.body, response.text)
+
+    # Schemathesis' coverage phase first: each schema boundary once (minimum and maximum
+    # records, each category, null, a missing or wrongly typed field, a wrong content type, an
+    # undeclared method...), deterministically.
+    coverage = api.config.generation_for(operation=operation, phase="coverage")
+    for case in api.iter_coverage_cases(
+        operation, generation_modes=[mode], generation_config=coverage
+    ):
+        check(case)
+
+    # Then random requests. An operation that takes no input has nothing to negate: schemathesis
+    # generates no negative case for it (the strategy is unsatisfiable), and skips it the same way
+    # in its own runner; its negative requests are the coverage phase's undeclared methods.
+    if mode is GenerationMode.POSITIVE or takes_input(operation):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=100, deadline=None)  # no deadline: the machine is shared
+        def fuzz(case: schemathesis.Case) -> None:
+            check(case)
+
+        fuzz()
+
+    # Not vacuous: requests were sent, valid ones predicted, invalid ones refused.
+    if mode is GenerationMode.POSITIVE:
+        assert statuses[200] > 0, statuses
+    else:
+        assert sum(n for status, n in statuses.items() if 400 <= status < 500) > 0, statuses

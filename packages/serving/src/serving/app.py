@@ -162,7 +162,9 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow, which RFC 9110 requires
+        return response
 
     @app.get("/health", summary="Liveness: 200 while the process runs")
     async def health() -> dict[str, str]:
