@@ -341,17 +341,18 @@ def test_wrong_content_type(client: TestClient, record: dict[str, Any], content_
     assert response.json()["error"] == "unsupported content type: send JSON (application/json)"
 
 
-def test_json_with_charset_and_deep_nesting(client: TestClient, record: dict[str, Any]) -> None:
-    ok = client.post(
-        "/v1/predict",
-        content=json.dumps({"records": [record]}),
-        headers={"content-type": "application/json; charset=utf-8"},
-    )
-    assert ok.status_code == 200
-    deep = client.post(
-        "/v1/predict",
-        content=b"[" * 5_000 + b"]" * 5_000,
-        headers={"content-type": "application/json"},
-    )
+def test_json_with_charset_and_deep_nesting(artifact: Artifact, record: dict[str, Any]) -> None:
+    with TestClient(create_app(Settings(), artifact)) as client:
+        ok = client.post(
+            "/v1/predict",
+            content=json.dumps({"records": [record]}),
+            headers={"content-type": "application/json; charset=utf-8"},
+        )
+        assert ok.status_code == 200
+        deep = client.post(
+            "/v1/predict",
+            content=b"[" * 200_000 + b"]" * 200_000,
+            headers={"content-type": "application/json"},
+        )
     assert deep.status_code == 400
     assert deep.json()["detail"][0]["message"] == "Invalid JSON: nested too deeply"
