@@ -4,6 +4,7 @@ consumer project outside the workspace that installs `serving` from that index (
 with uv's UV_INDEX_PRIVATE_* variables) and scores a file with the bundled model."""
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -21,7 +22,7 @@ import pytest
 from model import TrainConfig, train
 from serving.testing import free_port
 
-from .conftest import ROOT
+from .conftest import GIT, ROOT
 
 USER, PASSWORD = "releaser", "correct horse battery staple"
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -41,8 +42,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[str]:
-    """pypiserver on a free loopback port; uploads, listings and downloads need a password;
-    started and stopped here."""
+    """pypiserver on a free loopback port, serving ``tmp_path / "index"``."""
+    with pypiserver(tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def pypiserver(tmp_path: Path) -> Iterator[str]:
+    """pypiserver on a free loopback port, serving ``tmp_path / "index"``; uploads, listings
+    and downloads need a password; started and stopped here."""
+    tmp_path.mkdir(exist_ok=True)
     packages = tmp_path / "index"
     packages.mkdir()
     digest = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
@@ -213,3 +222,35 @@ def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> No
     penguins = pd.read_csv(penguins_csv)
     features = penguins[expected.spec.feature_names]
     assert pd.read_csv(output)["prediction"].tolist() == list(expected.pipeline.predict(features))
+
+
+def test_same_release_to_a_second_index_and_a_moved_tag(snapshot: Path, tmp_path: Path) -> None:
+    """Tags that exist and point at this commit do not stop a publish to another index (it
+    uploads what that index lacks); a tag that points elsewhere stops it before any upload."""
+    with (
+        pypiserver(tmp_path / "first") as first,
+        pypiserver(tmp_path / "second") as second,
+        pypiserver(tmp_path / "third") as third,
+    ):
+        assert publish(snapshot, first, PASSWORD).returncode == 0
+        tagged = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=snapshot, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+        again = publish(snapshot, second, PASSWORD)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.count(": published") == 3
+        assert "tagged" not in again.stdout
+        assert len(list((tmp_path / "second" / "index").iterdir())) == 6
+
+        readme = snapshot / "README.md"
+        readme.write_text(readme.read_text() + "\nmoved on\n")
+        subprocess.run([*GIT, "commit", "-qam", "later"], cwd=snapshot, check=True)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=snapshot, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        moved = publish(snapshot, third, PASSWORD)
+        assert moved.returncode == 1
+        assert f"tag features-v0.1.0 points at commit {tagged}" in moved.stderr
+        assert f"the commit being published is {head}" in moved.stderr
+        assert list((tmp_path / "third" / "index").iterdir()) == []

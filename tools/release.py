@@ -202,16 +202,7 @@ def check_versions_bumped(root: Path = ROOT) -> list[str]:
     problems = []
     for name in ORDER:
         tag = f"{name}-v{version_of(name, root)}"
-        exists = (
-            subprocess.run(
-                ["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"],
-                cwd=root,
-                capture_output=True,
-                check=False,
-            ).returncode
-            == 0
-        )
-        if not exists:
+        if tag_commit(tag, root) is None:
             continue
         changed = (
             subprocess.run(
@@ -405,29 +396,68 @@ def _index_files(name: str) -> set[str]:
     return set(re.findall(r">([^<>]+\.(?:whl|tar\.gz))<", page))
 
 
+def tag_commit(tag: str, root: Path = ROOT) -> str | None:
+    """The commit ``tag`` points at, or None when there is no such tag."""
+    found = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def check_tags(root: Path = ROOT) -> list[str]:
+    """Release tags that exist must point at the commit being published: the same versions
+    can then go to another index, but never a version built from other sources."""
+    head = run("git", "rev-parse", "HEAD", cwd=root).strip()
+    problems = []
+    for name in ORDER:
+        tag = f"{name}-v{version_of(name, root)}"
+        commit = tag_commit(tag, root)
+        if commit is not None and commit != head:
+            problems.append(
+                f"tag {tag} points at commit {commit}, but the commit being published is "
+                f"{head}: check out {tag} to publish that release again, or bump {name}"
+            )
+    return problems
+
+
 def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
-    """Build, then upload each package whose version is not on the index yet, in dependency
-    order, and tag it. A version already there is skipped, never overwritten."""
+    """Upload each package's files that the index lacks, in dependency order, then tag each
+    release that has no tag yet. A file already there is skipped, never overwritten, so the
+    same release can be published to a second index. Every check that can fail (settings,
+    tags, versions, the index and its credentials, the built wheels) runs before the first
+    upload."""
     if not os.environ.get("UV_PUBLISH_URL"):
         msg = "UV_PUBLISH_URL is not set: the upload URL of the private index"
         raise ReleaseError(msg)
+    problems = check_tags(root) + check_versions_bumped(root)
+    if problems:
+        raise ReleaseError("nothing was uploaded:\n  " + "\n  ".join(problems))
     published = {name: _index_files(name) for name in ORDER}  # reachable, credentials work
     build(dist, root)
+    problems = check_metadata(dist, root) + check_model_artifact(dist, root)
+    if problems:
+        raise ReleaseError("nothing was uploaded:\n  " + "\n  ".join(problems))
     report = []
     for name in ORDER:
         version = version_of(name, root)
         files = [wheel_of(name, dist, root), dist / f"{name}-{version}.tar.gz"]
-        on_index = published[name]
-        if all(f.name in on_index for f in files):
+        missing = [f for f in files if f.name not in published[name]]
+        if not missing:
             report.append(f"{name} {version}: already on the index, skipped")
             continue
         try:
-            run("uv", "publish", *[f for f in files if f.name not in on_index], cwd=root)
+            run("uv", "publish", *missing, cwd=root)
         except ReleaseError as error:
             msg = f"{name} {version}: upload refused: {str(error).splitlines()[-1]}"
             raise ReleaseError(msg) from None
         report.append(f"{name} {version}: published")
-        if tag:
+    for name in ORDER if tag else ():
+        version = version_of(name, root)
+        if tag_commit(f"{name}-v{version}", root) is None:
             run("git", "tag", "-a", f"{name}-v{version}", "-m", f"{name} {version}", cwd=root)
             report.append(f"{name} {version}: tagged {name}-v{version}")
     return report

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from features import FeatureSpec, record_model, validate_frame
+from features import FeatureSpec, ValidationReport, record_model, validate_frame
 from features.testing import sample_frame
 
 
@@ -203,4 +203,158 @@ def test_pandas_categorical_input_is_checked_like_text(
     assert isinstance(as_categories.valid["sex"].dtype, pd.CategoricalDtype)
     pd.testing.assert_frame_equal(
         as_categories.valid.astype({"island": object, "sex": object}), as_text.valid
+    )
+
+
+def test_bounds_are_inclusive(spec: FeatureSpec, record: dict[str, object]) -> None:
+    """``min`` and ``max`` are allowed values, as in the record model (``ge``/``le``)."""
+    frame = pd.DataFrame(
+        [
+            {**record, "bill_length_mm": 20.0, "bill_depth_mm": 30.0},
+            {**record, "bill_length_mm": 80.0, "bill_depth_mm": 10.0},
+        ]
+    )
+    assert issues_of(spec, frame) == []
+
+
+def test_typed_columns_of_the_wrong_kind_are_rejected(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    """A bool column is no number (although pandas calls it numeric) and a number column is
+    no text: every non-null cell is rejected, not converted."""
+    frame = pd.DataFrame([record] * 2)
+    frame["bill_length_mm"] = pd.Series([True, False], dtype=bool)
+    frame["island"] = pd.Series([1.0, np.nan])
+    frame["sex"] = pd.Series([1, 2], dtype=np.int64)
+    assert issues_of(spec, frame) == [
+        (0, "bill_length_mm", "wrong type: expected a number"),
+        (0, "island", "wrong type: expected a string"),
+        (0, "sex", "wrong type: expected a string"),
+        (1, "bill_length_mm", "wrong type: expected a number"),
+        (1, "island", "null not allowed"),
+        (1, "sex", "wrong type: expected a string"),
+    ]
+
+
+def flag_spec(*, nullable: bool) -> FeatureSpec:
+    return FeatureSpec.from_dict(
+        {
+            "name": "b",
+            "task": "regression",
+            "target": {"name": "y", "kind": "numeric"},
+            "features": [{"name": "flag", "kind": "boolean", "nullable": nullable}],
+        }
+    )
+
+
+def test_boolean_typed_columns() -> None:
+    spec = flag_spec(nullable=True)
+    as_bools = pd.DataFrame({"flag": pd.Series([True, False], dtype=bool)})
+    result = validate_frame(spec, as_bools)
+    assert issues_of(spec, as_bools) == []
+    assert result.valid["flag"].tolist() == [1.0, 0.0]
+    assert result.valid["flag"].dtype == np.float64
+    as_numbers = pd.DataFrame({"flag": pd.Series([1.0, np.nan, 0.0])})
+    assert issues_of(spec, as_numbers) == [
+        (0, "flag", "wrong type: expected true or false"),
+        (2, "flag", "wrong type: expected true or false"),
+    ]
+    assert validate_frame(spec, as_numbers).valid.index.tolist() == [1]
+
+
+def test_boolean_nulls_stay_missing() -> None:
+    """A null in a nullable boolean column is missing (NaN), never ``false``."""
+    spec = flag_spec(nullable=True)
+    frame = pd.DataFrame({"flag": [True, None, False, "yes"]}, dtype=object)
+    result = validate_frame(spec, frame)
+    assert result.valid.index.tolist() == [0, 1, 2]
+    assert result.valid["flag"].tolist()[::2] == [1.0, 0.0]
+    assert math.isnan(result.valid["flag"].iloc[1])
+
+
+def test_id_column_may_be_absent(record: dict[str, object], spec: FeatureSpec) -> None:
+    with_id = FeatureSpec.from_dict({**spec.model_dump(mode="json"), "id_column": "tag"})
+    result = validate_frame(with_id, pd.DataFrame([record]))
+    assert result.report.n_valid == 1
+    assert list(result.valid.columns) == spec.feature_names
+
+
+def test_reasons_by_row_one_line_per_rejected_row(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    frame = pd.DataFrame(
+        [
+            record,
+            {**record, "sex": "x"},
+            {**record, "bill_length_mm": 1.0, "bill_depth_mm": 99.0, "island": None},
+            record,
+            {**record, "body_mass_g": math.inf, "flipper_length_mm": "long"},
+            {**record, "island": None},
+        ]
+    )
+    reasons = validate_frame(spec, frame).report.reasons_by_row()
+    assert reasons["row"].tolist() == [1, 2, 4, 5]
+    assert reasons["reasons"].tolist() == [
+        "sex: category not allowed (allowed: female, male)",
+        "bill_depth_mm: above maximum 30; bill_length_mm: below minimum 20; "
+        "island: null not allowed",
+        "body_mass_g: not finite; flipper_length_mm: wrong type: expected a number",
+        "island: null not allowed",
+    ]
+
+
+def test_reasons_by_row_of_issues_out_of_order() -> None:
+    """A report built by hand (say, from chunks) need not be sorted: rows come out sorted,
+    each row's problems in the order they were listed."""
+    issues = pd.DataFrame(
+        {"row": [7, 2, 7, 2, 9], "column": ["b", "z", "a", "a", "c"], "reason": list("vwxyz")}
+    )
+    reasons = ValidationReport(10, issues).reasons_by_row()
+    assert reasons["row"].tolist() == [2, 7, 9]
+    assert reasons["reasons"].tolist() == ["z: w; a: y", "b: v; a: x", "c: z"]
+
+
+def test_clean_report_frames_keep_their_columns(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    """The batch scorer reads ``row`` of every chunk's report, clean ones included."""
+    report = validate_frame(spec, pd.DataFrame([record])).report
+    assert list(report.issues.columns) == ["row", "column", "reason"]
+    assert report.issues["row"].dtype == np.int64
+    reasons = report.reasons_by_row()
+    assert list(reasons.columns) == ["row", "reasons"]
+    assert reasons.empty
+    assert reasons["row"].dtype == np.int64
+    assert report.summary() == "1 rows: 1 valid, 0 rejected"
+
+
+def test_summary_lists_the_ten_commonest_problems(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    """Most rows first, ties in column then reason order; extra columns named."""
+    changes = [
+        *[{"bill_length_mm": 1.0}] * 3,
+        *[{"body_mass_g": math.inf}] * 2,
+        *[{name: 1.0} for name in ("bill_depth_mm", "body_mass_g", "flipper_length_mm")],
+        *[{name: 1e6} for name in ("bill_depth_mm", "bill_length_mm", "body_mass_g")],
+        {"flipper_length_mm": 1e6},
+        *[{name: math.inf} for name in ("bill_depth_mm", "bill_length_mm", "flipper_length_mm")],
+    ]
+    rows = [record, *({**record, **change} for change in changes)]
+    frame = pd.DataFrame(rows).assign(year=2008, note="")
+    assert validate_frame(spec, frame).report.summary() == "\n".join(
+        [
+            "16 rows: 1 valid, 15 rejected",
+            "  bill_length_mm: below minimum 20 (3 rows)",
+            "  body_mass_g: not finite (2 rows)",
+            "  bill_depth_mm: above maximum 30 (1 rows)",
+            "  bill_depth_mm: below minimum 10 (1 rows)",
+            "  bill_depth_mm: not finite (1 rows)",
+            "  bill_length_mm: above maximum 80 (1 rows)",
+            "  bill_length_mm: not finite (1 rows)",
+            "  body_mass_g: above maximum 7000 (1 rows)",
+            "  body_mass_g: below minimum 2000 (1 rows)",
+            "  flipper_length_mm: above maximum 260 (1 rows)",
+            "  extra columns ignored: year, note",
+        ]
     )

@@ -64,22 +64,25 @@ def _score(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)  # clean up partial files, as Ctrl-C does
     artifact = load(_settings(args))
-    columns = (
-        SpinnerColumn(),
-        TextColumn("scoring {task.description}", markup=False),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, disable=not err.is_terminal, transient=True) as bar:
-        task = bar.add_task(str(args.input), total=None)
-        summary = score_file(
-            artifact,
-            args.input,
-            args.output,
-            chunk_rows=args.chunk_rows,
-            progress=lambda n: bar.advance(task, n),
+    if not err.is_terminal:  # no progress display at all (older rich still prints a line)
+        summary = score_file(artifact, args.input, args.output, chunk_rows=args.chunk_rows)
+    else:
+        columns = (
+            SpinnerColumn(),
+            TextColumn("scoring {task.description}", markup=False),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
         )
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(str(args.input), total=None)
+            summary = score_file(
+                artifact,
+                args.input,
+                args.output,
+                chunk_rows=args.chunk_rows,
+                progress=lambda n: bar.advance(task, n),
+            )
     out.print(summary.line())
     return 0
 

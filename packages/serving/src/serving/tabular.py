@@ -177,7 +177,7 @@ def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
     (``abc``, ``3,750``, ``NaN``, ``inf``) stays text, so validation reports its row. Text in
     categorical columns arrives as pandas categoricals: Arrow encodes it in C, so no Python
     string is made per row, and validation and encoding then work once per distinct value."""
-    not_numbers: dict[str, pa.ChunkedArray] = {}
+    not_numbers: dict[str, tuple[pa.ChunkedArray, pa.ChunkedArray]] = {}
     for column in spec.features:
         if column.kind == "boolean" or column.name not in table.column_names:
             continue
@@ -193,16 +193,16 @@ def _frame(table: pa.Table, spec: FeatureSpec) -> pd.DataFrame:
             text = table[index]
             number = pc.match_substring_regex(text, PLAIN_NUMBER)
             if not pc.all(number).as_py():
-                not_numbers[column.name] = pc.if_else(number, pa.scalar(None, pa.string()), text)
-                text = pc.if_else(number, text, pa.scalar(None, pa.string()))
+                not_numbers[column.name] = (text, number)
+                text = pc.if_else(number, text, "0")  # those cells are put back as text below
             table = table.set_column(index, column.name, pc.cast(text, pa.float64()))
     # No pandas metadata: it would restore the file's dtypes (text) and index over ours.
     frame = table.replace_schema_metadata(None).to_pandas()
     if not table.num_columns:  # no spec column at all: still one row per input row
         frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
-    for name, text in not_numbers.items():
+    for name, (text, number) in not_numbers.items():
         mixed = frame[name].astype(object)
-        bad = text.is_valid().to_numpy(zero_copy_only=False)
+        bad = pc.invert(pc.fill_null(number, True)).to_numpy(zero_copy_only=False)
         mixed[bad] = text.to_numpy(zero_copy_only=False)[bad]
         frame[name] = mixed
     return _booleans(frame, spec)
