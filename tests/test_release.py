@@ -120,6 +120,26 @@ def test_sibling_ranges_in_built_metadata(real_dist: Path, tmp_path: Path) -> No
     ]
 
 
+def test_every_wheel_carries_the_license(real_dist: Path, tmp_path: Path) -> None:
+    dist = copy_of(real_dist, tmp_path / "dist")
+    rewrite_wheel(
+        release.wheel_of("features", dist),
+        lambda name, data: None if name.endswith("/licenses/LICENSE") else data,
+    )
+    rewrite_wheel(
+        release.wheel_of("serving", dist),
+        lambda name, data: (
+            b"All rights reserved.\n" if name.endswith("/licenses/LICENSE") else data
+        ),
+    )
+    features = release.version_of("features")
+    assert release.check_metadata(dist) == [
+        f"features: the wheel carries no license file "
+        f"(features-{features}.dist-info/licenses/LICENSE)",
+        "serving: the wheel's LICENSE differs from the repository's LICENSE",
+    ]
+
+
 def test_model_wheel_must_carry_its_own_artifact(real_dist: Path, tmp_path: Path) -> None:
     assert release.check_model_artifact(real_dist) == []
     version = release.version_of("model")

@@ -152,12 +152,14 @@ def wheel_of(name: str, dist: Path, root: Path = ROOT) -> Path:
 
 
 def check_metadata(dist: Path, root: Path = ROOT) -> list[str]:
-    """Each wheel's requirements on siblings carry a range that admits their current version."""
+    """Each wheel carries the repository's LICENSE, and its requirements on siblings carry a
+    range that admits their current version."""
     problems = []
     for name in ORDER:
         with zipfile.ZipFile(wheel_of(name, dist, root)) as wheel:
             meta_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
             metadata = Parser().parsestr(wheel.read(meta_name).decode())
+            problems += _license_problems(name, wheel, meta_name.rsplit("/", 1)[0], root)
         sdist = dist / f"{name}-{version_of(name, root)}.tar.gz"
         if not sdist.is_file():
             problems.append(f"{name}: no sdist {sdist.name}")
@@ -174,6 +176,15 @@ def check_metadata(dist: Path, root: Path = ROOT) -> list[str]:
                     f"{current}; run `tools/release.py bump` or fix the range"
                 )
     return problems
+
+
+def _license_problems(name: str, wheel: zipfile.ZipFile, dist_info: str, root: Path) -> list[str]:
+    licensed = f"{dist_info}/licenses/LICENSE"
+    if licensed not in wheel.namelist():
+        return [f"{name}: the wheel carries no license file ({licensed})"]
+    if wheel.read(licensed) != (root / "LICENSE").read_bytes():
+        return [f"{name}: the wheel's LICENSE differs from the repository's LICENSE"]
+    return []
 
 
 def check_model_artifact(dist: Path, root: Path = ROOT) -> list[str]:

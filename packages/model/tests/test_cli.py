@@ -8,8 +8,8 @@ import pytest
 from sklearn import metrics
 
 import model
+import model.training
 from model import ArtifactError, load_artifact, load_default
-from model import cli as model_cli
 from model.artifact import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
 from model.cli import main
 from model.testing import bundle_set_aside
@@ -252,7 +252,7 @@ def test_train_refuses_to_replace_what_is_not_an_artifact(
     def no_training(*_: object, **__: object) -> None:
         pytest.fail("trained before refusing the output")
 
-    monkeypatch.setattr(model_cli, "train", no_training)
+    monkeypatch.setattr(model.training, "train", no_training)
     assert main(["train", "--output", str(output)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""  # no metrics table: nothing was trained

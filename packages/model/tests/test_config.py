@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,39 @@ def test_registry_builds_seeded_estimators(estimator, task: str) -> None:
     assert (
         "Classifier" in type(built).__name__ or type(built).__name__ == "LogisticRegression"
     ) == (task == "classification")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[gate]\nmax_rmse = 10.0", "gate.max_rmse needs rmse, which a classification model"),
+        ("[gate]\nmin_r2 = 0.5", "gate.min_r2 needs r2, which a classification model"),
+        ('[estimator]\nkind = "linear"\nalpha = 2.0', "option 'alpha' does not apply"),
+        ('data = "nowhere.csv"', "data file"),
+    ],
+)
+def test_config_mistakes_stop_before_training(
+    workspace: Path, tmp_path: Path, toml: str, message: str
+) -> None:
+    """Mistakes a config shows without its data are reported at once, by a process that never
+    imports scikit-learn (so in well under the seconds that import takes)."""
+    data = "" if toml.startswith("data") else f'data = "{workspace / "data" / "penguins.csv"}"'
+    estimator = "" if "[estimator]" in toml else '[estimator]\nkind = "linear"'
+    spec = workspace / "configs" / "penguins_species.features.toml"
+    config = tmp_path / "config.toml"
+    config.write_text(f'name = "penguins-species"\nspec = "{spec}"\n{data}\n{toml}\n{estimator}\n')
+    argv = ["train", "--config", str(config), "--output", str(tmp_path / "a")]
+    script = (
+        "import sys\nfrom model.cli import main\n"
+        f"code = main({argv!r})\n"
+        "assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules, 'imported'\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: penguins-species: cannot train:")
+    assert message in result.stderr
+    assert not (tmp_path / "a").exists()

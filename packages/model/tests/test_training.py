@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from features import validate_frame
-from model import DataError, TrainConfig, TrainResult, train
+from model import ConfigError, DataError, TrainConfig, TrainResult, train
 from model.estimators import HistGradientBoosting, RandomForest
 from model.training import compile_checked
 
@@ -115,7 +115,7 @@ def test_invalid_rows_under_the_limit_are_reported(
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("missing.csv", None, "data file not found"),
+        ("missing.csv", None, "data file .*missing.csv not found"),
         ("table.json", "{}", "unsupported format '.json'"),
         ("broken.parquet", "not parquet", "cannot read as parquet"),
     ],
@@ -126,5 +126,6 @@ def test_unreadable_data(
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
-    with pytest.raises(DataError, match=message):
+    expected = ConfigError if content is None else DataError  # a missing file: before training
+    with pytest.raises(expected, match=message):
         train(species_config.model_copy(update={"data": path}))

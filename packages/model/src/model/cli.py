@@ -25,10 +25,7 @@ from model.artifact import (
     load_artifact_or_default,
 )
 from model.config import TrainConfig
-from model.data import read_table
 from model.exceptions import ModelError, QualityGateError
-from model.saving import save_result
-from model.training import score_frame, train
 
 DEFAULT_CONFIG = Path("configs/penguins_species.toml")
 
@@ -62,6 +59,10 @@ def _train(args: argparse.Namespace) -> int:
         )
         raise ModelError(msg)
     config = TrainConfig.from_toml(config_path)
+    config.preflight()  # config mistakes stop here, in well under a second
+    from model.saving import save_result  # noqa: PLC0415 - scikit-learn: only to train
+    from model.training import train  # noqa: PLC0415
+
     # Plain `model train` makes *the* default model: the one bundled in the package.
     bundle = args.bundle or (args.config is None and args.output is None)
     output = default_artifact_dir() if bundle else args.output or Path("artifacts") / config.name
@@ -111,6 +112,9 @@ def _data_file(args: argparse.Namespace, artifact: Artifact) -> Path:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from model.data import read_table  # noqa: PLC0415 - pandas and scikit-learn: only here
+    from model.training import score_frame  # noqa: PLC0415
+
     artifact = load_artifact_or_default(args.artifact)
     data = _data_file(args, artifact)
     metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))

@@ -7,9 +7,21 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from features import FeatureSpec
 from features.spec import format_errors, read_toml
 from model.estimators import EstimatorConfig
 from model.exceptions import ConfigError
+
+TASK_METRICS = {
+    "classification": {"balanced_accuracy", "accuracy"},
+    "regression": {"rmse", "mae", "r2"},
+}
+GATE_METRICS = {
+    "min_balanced_accuracy": "balanced_accuracy",
+    "min_accuracy": "accuracy",
+    "max_rmse": "rmse",
+    "min_r2": "r2",
+}
 
 
 class Gate(BaseModel):
@@ -21,6 +33,16 @@ class Gate(BaseModel):
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_rmse: float | None = Field(None, gt=0)
     min_r2: float | None = Field(None, le=1)
+
+    def problems(self, task: str) -> list[str]:
+        """Conditions on metrics that ``task`` does not measure (checked before training)."""
+        measured = TASK_METRICS[task]
+        return [
+            f"gate.{field} needs {metric}, which a {task} model does not measure; "
+            f"use a gate on {' or '.join(sorted(measured))}"
+            for field, metric in GATE_METRICS.items()
+            if getattr(self, field) is not None and metric not in measured
+        ]
 
     def failures(self, metrics: dict[str, float]) -> list[str]:
         """The gate's conditions that ``metrics`` miss, as readable sentences."""
@@ -75,3 +97,15 @@ class TrainConfig(BaseModel):
             raise ConfigError(format_errors(str(path), "invalid training config", error)) from None
         base = path.parent
         return config.model_copy(update={"spec": base / config.spec, "data": base / config.data})
+
+    def preflight(self) -> FeatureSpec:
+        """Every check that needs no data and no scikit-learn, so a mistake stops a run before
+        training starts: the spec (read and checked), the data file's presence, and the gate and
+        estimator options against the spec's task. Returns the spec."""
+        spec = FeatureSpec.from_toml(self.spec)
+        problems = self.gate.problems(spec.task) + self.estimator.problems(spec.task)
+        if not self.data.is_file():
+            problems.insert(0, f"data file {self.data} not found")
+        if problems:
+            raise ConfigError(f"{self.name}: cannot train:\n  " + "\n  ".join(problems))
+        return spec

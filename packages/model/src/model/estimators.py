@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.base import BaseEstimator
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline
 
-from features import compile_preprocessor
 from model.compiled import CompiledLinear, CompiledPipeline
+
+if TYPE_CHECKING:  # scikit-learn is imported when an estimator is built, not to read a config
+    from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline
 
 Task = Literal["classification", "regression"]
 
@@ -29,6 +23,14 @@ class _Estimator(BaseModel):
         """A fresh, unfitted scikit-learn estimator for ``task``."""
         raise NotImplementedError
 
+    def problems(self, task: Task) -> list[str]:
+        """Options given that ``task`` would ignore (checked before any training)."""
+        ignored = getattr(self, "IGNORED", {}).get(task, set()) & self.model_fields_set
+        return [
+            f"estimator option {name!r} does not apply to {task} ({self.kind}); remove it"  # type: ignore[attr-defined]
+            for name in sorted(ignored)
+        ]
+
 
 class Linear(_Estimator):
     """Logistic regression (classification) or ridge regression (regression)."""
@@ -38,7 +40,11 @@ class Linear(_Estimator):
     alpha: float = Field(1.0, ge=0, description="L2 penalty (regression)")
     max_iter: int = Field(1000, ge=10, le=100_000)
 
+    IGNORED: ClassVar[dict[str, set[str]]] = {"classification": {"alpha"}, "regression": {"C"}}
+
     def build(self, task: Task, seed: int) -> BaseEstimator:
+        from sklearn.linear_model import LogisticRegression, Ridge  # noqa: PLC0415
+
         if task == "classification":
             return LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=seed)
         return Ridge(alpha=self.alpha, max_iter=self.max_iter, random_state=seed)
@@ -53,6 +59,8 @@ class RandomForest(_Estimator):
     min_samples_leaf: int = Field(1, ge=1)
 
     def build(self, task: Task, seed: int) -> BaseEstimator:
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: PLC0415
+
         cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
         return cls(
             n_estimators=self.n_estimators,
@@ -73,6 +81,11 @@ class HistGradientBoosting(_Estimator):
     l2_regularization: float = Field(0.0, ge=0)
 
     def build(self, task: Task, seed: int) -> BaseEstimator:
+        from sklearn.ensemble import (  # noqa: PLC0415
+            HistGradientBoostingClassifier,
+            HistGradientBoostingRegressor,
+        )
+
         cls = (
             HistGradientBoostingClassifier
             if task == "classification"
@@ -98,11 +111,15 @@ def compile_pipeline(pipeline: Pipeline) -> CompiledPipeline:
 
     Raises :class:`features.CompileError` when the preprocessing holds an unknown step.
     """
+    from features import compile_preprocessor  # noqa: PLC0415 - scikit-learn, for training
+
     preprocess, estimator = (step for _, step in pipeline.steps)
     return CompiledPipeline(compile_preprocessor(preprocess), _compile_linear(estimator))
 
 
 def _compile_linear(estimator: BaseEstimator) -> CompiledLinear | None:
+    from sklearn.linear_model import LogisticRegression, Ridge  # noqa: PLC0415
+
     multinomial = getattr(estimator, "multi_class", "auto") in {"auto", "deprecated"}
     if (
         isinstance(estimator, LogisticRegression)

@@ -7,10 +7,12 @@ import subprocess
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model.artifact import write_artifact
-from model.training import TrainResult
+
+if TYPE_CHECKING:
+    from model.training import TrainResult
 
 _RECORDED = ("model", "features", "scikit-learn", "skops", "numpy", "pandas", "pydantic")
 

@@ -64,7 +64,7 @@ def build_pipeline(spec: FeatureSpec, config: TrainConfig) -> Pipeline:
 
 def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResult:
     """Run one training: every step is deterministic given the config, data and lock."""
-    spec = FeatureSpec.from_toml(config.spec)
+    spec = config.preflight()
     progress(f"reading {config.data}")
     frame = read_table(config.data)
     result = validate_frame(spec, frame, require_target=True)
