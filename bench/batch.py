@@ -11,8 +11,7 @@ from bench.common import median, report, timed
 from bench.data import penguins_like, write_parquet
 from features import validate_frame
 from model import Artifact
-from serving.batch import score_file
-from serving.settings import DEFAULT_CHUNK_ROWS
+from serving import DEFAULT_CHUNK_ROWS, score_file
 
 _LAUNCHER = """
 import os, subprocess, sys

@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.common import ROOT, median, percentile, report, timed
-from features import validate_frame
-from features.compiled import frame_columns
+from features import frame_columns, validate_frame
 from model import Artifact
 from serving.testing import ServerProcess
 

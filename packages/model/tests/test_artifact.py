@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 import features
 import model
-from features.compiled import frame_columns
+from features import frame_columns
 from model import (
     FORMAT_VERSION,
     Artifact,

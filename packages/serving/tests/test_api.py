@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from model import Artifact, TrainConfig, load_artifact, save_result, train
-from model.estimators import RandomForest
+from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
 from serving.app import create_app
 from serving.observability import JsonFormatter
 from serving.settings import Settings

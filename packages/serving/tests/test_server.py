@@ -57,9 +57,9 @@ def test_concurrent_clients(
 
 SLOW_MODEL = """
 import time
-import model.artifact
+import model
 
-_predict = model.artifact.Artifact.predict_valid
+_predict = model.Artifact.predict_valid
 
 
 def _slow(self, columns):
@@ -70,7 +70,7 @@ def _slow(self, columns):
     return _predict(self, columns)
 
 
-model.artifact.Artifact.predict_valid = _slow
+model.Artifact.predict_valid = _slow
 """
 
 

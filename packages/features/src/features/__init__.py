@@ -2,6 +2,9 @@
 
 >>> from features import FeatureSpec, record_model, validate_frame, build_preprocessor
 
+This module is the package's public API (``__all__``), with ``features.testing`` (helpers for
+tests and benchmarks); every other submodule is internal, which ``lint-imports`` enforces.
+
 The parts that need pandas or scikit-learn (validation, preprocessing, transformers) are
 imported on first use, so a process that only reads specs, builds record models and runs the
 compiled preprocessing (a serving process) starts without them.
@@ -11,9 +14,11 @@ from importlib import import_module
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-from features.compiled import CompiledPreprocessor
+from features.compiled import Columns, CompiledPreprocessor, frame_columns
 from features.exceptions import CompileError, SpecError
 from features.records import record_model
+from features.reference import markdown_reference
+from features.schema import json_schema, json_schema_text
 from features.spec import (
     NULL_TEXT,
     BooleanColumn,
@@ -22,6 +27,8 @@ from features.spec import (
     FeatureSpec,
     NumericColumn,
     Ratio,
+    format_errors,
+    read_toml,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +53,7 @@ __all__ = [
     "BooleanColumn",
     "CategoricalColumn",
     "Column",
+    "Columns",
     "CompileError",
     "CompiledPreprocessor",
     "FeatureSpec",
@@ -59,6 +67,12 @@ __all__ = [
     "__version__",
     "build_preprocessor",
     "compile_preprocessor",
+    "format_errors",
+    "frame_columns",
+    "json_schema",
+    "json_schema_text",
+    "markdown_reference",
+    "read_toml",
     "record_model",
     "validate_frame",
 ]

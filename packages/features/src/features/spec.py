@@ -24,21 +24,47 @@ ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_lengt
 class _Column(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: ColumnName
-    description: str = ""
-    nullable: bool = True
+    name: ColumnName = Field(description="The column's name in the data (a Python identifier).")
+    description: str = Field(
+        "", description="What the column means, for people; the API documents the field with it."
+    )
+    nullable: bool = Field(
+        True,
+        description="Whether a value may be missing (an empty cell, `NA`, JSON null); a missing "
+        "feature value is imputed. False makes a row with a missing value invalid.",
+    )
 
 
 class NumericColumn(_Column):
     """A real-valued column, optionally bounded, imputed, clipped at quantiles and scaled."""
 
-    kind: Literal["numeric"]
-    min: float | None = None
-    max: float | None = None
-    impute: Literal["mean", "median", "constant"] = "median"
-    fill_value: float | None = None
-    clip_quantiles: tuple[float, float] | None = None
-    scale: Literal["standard", "robust", "minmax", "none"] = "standard"
+    kind: Literal["numeric"] = Field(description="Selects this column kind.")
+    min: float | None = Field(
+        None, description="The smallest valid value; a smaller one is invalid input."
+    )
+    max: float | None = Field(
+        None, description="The largest valid value, not below `min`; a larger one is invalid input."
+    )
+    impute: Literal["mean", "median", "constant"] = Field(
+        "median",
+        description="What replaces a missing value: the training data's mean or median, or "
+        "`fill_value`.",
+    )
+    fill_value: float | None = Field(
+        None,
+        description='The number that replaces a missing value with `impute = "constant"` '
+        "(required then).",
+    )
+    clip_quantiles: tuple[float, float] | None = Field(
+        None,
+        description="`[low, high]`: clip values at these quantiles of the training data "
+        "(0 <= low < high <= 1).",
+    )
+    scale: Literal["standard", "robust", "minmax", "none"] = Field(
+        "standard",
+        description="Scaling after imputation and clipping: to zero mean and unit variance, "
+        "by median and interquartile range, to [0, 1], or none.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -63,13 +89,34 @@ class CategoricalColumn(_Column):
     the encoder maps it to the infrequent bucket (one-hot) or -1 (ordinal).
     """
 
-    kind: Literal["categorical"]
-    categories: list[str] = Field(min_length=1)
-    allow_unknown: bool = False
-    impute: Literal["most_frequent", "constant"] = "most_frequent"
-    fill_value: str = "missing"
-    encode: Literal["onehot", "ordinal"] = "onehot"
-    min_frequency: float | None = Field(default=None, gt=0.0, lt=1.0)
+    kind: Literal["categorical"] = Field(description="Selects this column kind.")
+    categories: list[str] = Field(
+        min_length=1, description="The valid values (strings, no repeats), in encoding order."
+    )
+    allow_unknown: bool = Field(
+        False,
+        description="Accept values outside `categories` (encoded as infrequent by one-hot, -1 "
+        "by ordinal) instead of refusing them; the encoder then learns the categories from "
+        "the training data.",
+    )
+    impute: Literal["most_frequent", "constant"] = Field(
+        "most_frequent",
+        description="What replaces a missing value: the most frequent training value, or "
+        "`fill_value` (a category of its own if not among `categories`).",
+    )
+    fill_value: str = Field(
+        "missing", description='The value that replaces a missing one with `impute = "constant"`.'
+    )
+    encode: Literal["onehot", "ordinal"] = Field(
+        "onehot", description="One 0/1 column per category, or one column of category indices."
+    )
+    min_frequency: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="One-hot only: categories rarer than this share of the training rows are "
+        "grouped into one infrequent column.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -82,9 +129,15 @@ class CategoricalColumn(_Column):
 class BooleanColumn(_Column):
     """A true/false column, used as 0/1 by the model."""
 
-    kind: Literal["boolean"]
-    impute: Literal["most_frequent", "constant"] = "most_frequent"
-    fill_value: bool = False
+    kind: Literal["boolean"] = Field(description="Selects this column kind.")
+    impute: Literal["most_frequent", "constant"] = Field(
+        "most_frequent",
+        description="What replaces a missing value: the most frequent training value, or "
+        "`fill_value`.",
+    )
+    fill_value: bool = Field(
+        False, description='The value that replaces a missing one with `impute = "constant"`.'
+    )
 
 
 Column = Annotated[NumericColumn | CategoricalColumn | BooleanColumn, Field(discriminator="kind")]
@@ -95,8 +148,10 @@ class Ratio(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    numerator: ColumnName
-    denominator: ColumnName
+    numerator: ColumnName = Field(description="A numeric feature: the dividend.")
+    denominator: ColumnName = Field(
+        description="A numeric feature: the divisor (a zero gives a missing value, imputed)."
+    )
 
     @property
     def name(self) -> str:
@@ -109,13 +164,27 @@ class FeatureSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
-    description: str = ""
-    task: Literal["classification", "regression"]
-    target: Column
-    features: list[Column] = Field(min_length=1)
-    ratios: list[Ratio] = []
-    id_column: ColumnName | None = None
+    name: str = Field(min_length=1, description="The model's name, recorded in its artifact.")
+    description: str = Field("", description="What the model predicts, for people.")
+    task: Literal["classification", "regression"] = Field(
+        description="Predict a class (categorical or boolean target) or a number (numeric target)."
+    )
+    target: Column = Field(
+        description="The column to predict; not also a feature or the id column."
+    )
+    features: list[Column] = Field(
+        min_length=1, description="The input columns, in order; names must not repeat."
+    )
+    ratios: list[Ratio] = Field(
+        [],
+        description="Engineered features `numerator / denominator`, named "
+        "`<numerator>_per_<denominator>`; both sides numeric features.",
+    )
+    id_column: ColumnName | None = Field(
+        None,
+        description="A column carried through unchecked into batch scores and rejects, for "
+        "joining them back; not a feature or the target.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:

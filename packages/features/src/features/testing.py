@@ -1,18 +1,15 @@
-"""Helpers for tests and benchmarks: seeded frames that satisfy (or deliberately break) a spec."""
+"""Public helpers for tests and benchmarks: seeded frames that satisfy (or deliberately break) a
+spec, and what the workspace's lock installs for one package."""
 
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
-import sys
-from importlib import metadata
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from features.spec import Column, FeatureSpec
 
@@ -45,37 +42,6 @@ def sample_frame(
     return pd.DataFrame(data)
 
 
-def undeclared_imports(distribution: str, source: str | Path) -> list[str]:
-    """Top-level imports under ``source`` that ``distribution`` does not declare.
-
-    A package may import the standard library, itself and its declared dependencies only;
-    anything else works by accident in a shared environment and breaks once installed alone.
-    Returns ``"module (file:line)"`` entries, sorted; empty means clean.
-    """
-    declared = {
-        canonicalize_name(Requirement(r).name) for r in metadata.requires(distribution) or []
-    }
-    declared.add(canonicalize_name(distribution))
-    providers = metadata.packages_distributions()
-    problems: set[str] = set()
-    for path in sorted(Path(source).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules = [node.module]
-            else:
-                continue
-            for module in modules:
-                top = module.split(".")[0]
-                if top in sys.stdlib_module_names or top == "__future__":
-                    continue
-                owners = {canonicalize_name(d) for d in providers.get(top, [top])}
-                if not owners & declared:
-                    problems.add(f"{top} ({path.name}:{node.lineno})")
-    return sorted(problems)
-
-
 def locked_packages(package: str, workspace: str | Path) -> set[str]:
     """The distributions ``uv sync --package PACKAGE`` installs from the workspace's lock.
 
@@ -89,22 +55,15 @@ def locked_packages(package: str, workspace: str | Path) -> set[str]:
     command = [
         uv,
         "export",
+        "--format",
+        "pylock.toml",
         "--package",
         package,
         "--frozen",
         "--no-dev",
         "--no-hashes",
-        "--no-header",
-        "--no-annotate",
         "--directory",
         str(workspace),
     ]
-    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    names: set[str] = set()
-    for raw in lines.splitlines():
-        line = raw.strip()
-        if line.startswith("-e "):
-            names.add(canonicalize_name(Path(line[3:]).name))
-        elif line and not line.startswith(("#", "-")):
-            names.add(canonicalize_name(Requirement(line).name))
-    return names
+    lock = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return {entry["name"] for entry in tomllib.loads(lock)["packages"]}  # normalised names

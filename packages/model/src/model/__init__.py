@@ -4,6 +4,9 @@
 >>> artifact = load_artifact("artifacts/penguins-body-mass")  # doctest: +SKIP
 >>> artifact.predict(frame).predictions                      # doctest: +SKIP
 
+This module is the package's public API (``__all__``), with ``model.testing`` (helpers for
+tests); every other submodule is internal, which ``lint-imports`` enforces.
+
 Training (scikit-learn, SciPy) is imported on first use: loading an artifact with a compiled
 form and predicting with it needs NumPy only, which keeps a serving process's start-up short.
 """
@@ -27,12 +30,16 @@ from model.exceptions import ArtifactError, ConfigError, DataError, ModelError, 
 
 if TYPE_CHECKING:
     from model.config import Gate, TrainConfig
+    from model.estimators import HistGradientBoosting, Linear, RandomForest
     from model.saving import save_result
     from model.training import TrainResult, build_pipeline, train
 
 _LAZY = {
     "Gate": "model.config",
     "TrainConfig": "model.config",
+    "HistGradientBoosting": "model.estimators",
+    "Linear": "model.estimators",
+    "RandomForest": "model.estimators",
     "save_result": "model.saving",
     "TrainResult": "model.training",
     "build_pipeline": "model.training",
@@ -51,10 +58,13 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Gate",
+    "HistGradientBoosting",
+    "Linear",
     "Manifest",
     "ModelError",
     "Prediction",
     "QualityGateError",
+    "RandomForest",
     "TrainConfig",
     "TrainResult",
     "__version__",

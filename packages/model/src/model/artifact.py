@@ -29,8 +29,7 @@ from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 import features
-from features import FeatureSpec
-from features.compiled import Columns, frame_columns
+from features import Columns, FeatureSpec, frame_columns
 from model.compiled import CompiledPipeline
 from model.exceptions import ArtifactError
 

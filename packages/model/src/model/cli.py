@@ -165,6 +165,13 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from model.schema import write_schema  # noqa: PLC0415 - only for this command
+
+    write_schema(markdown=args.markdown, output=args.output)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     root = argparse.ArgumentParser(prog="model", description=__doc__.splitlines()[0])
@@ -196,6 +203,15 @@ def parser() -> argparse.ArgumentParser:
     info_cmd = commands.add_parser("info", help="print an artifact's manifest")
     info_cmd.add_argument("artifact", type=Path, nargs="?", help="default: the bundled one")
     info_cmd.set_defaults(run=_info)
+
+    schema_cmd = commands.add_parser(
+        "schema", help="print the training config's JSON Schema (for editors) or its reference"
+    )
+    schema_cmd.add_argument(
+        "--markdown", action="store_true", help="the Markdown reference instead of the schema"
+    )
+    schema_cmd.add_argument("--output", type=Path, help="write to this file (default: stdout)")
+    schema_cmd.set_defaults(run=_schema)
     return root
 
 

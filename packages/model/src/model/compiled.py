@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from features.compiled import CompiledPreprocessor
+from features import CompiledPreprocessor
 
 Kind = Literal["logistic", "linear"]
 

@@ -7,8 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features import FeatureSpec
-from features.spec import format_errors, read_toml
+from features import FeatureSpec, format_errors, read_toml
 from model.estimators import EstimatorConfig
 from model.exceptions import ConfigError
 
@@ -29,10 +28,16 @@ class Gate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_balanced_accuracy: float | None = Field(None, ge=0, le=1)
-    min_accuracy: float | None = Field(None, ge=0, le=1)
-    max_rmse: float | None = Field(None, gt=0)
-    min_r2: float | None = Field(None, le=1)
+    min_balanced_accuracy: float | None = Field(
+        None, ge=0, le=1, description="Classification: the lowest balanced accuracy accepted."
+    )
+    min_accuracy: float | None = Field(
+        None, ge=0, le=1, description="Classification: the lowest accuracy accepted."
+    )
+    max_rmse: float | None = Field(
+        None, gt=0, description="Regression: the highest root mean squared error accepted."
+    )
+    min_r2: float | None = Field(None, le=1, description="Regression: the lowest R² accepted.")
 
     def problems(self, task: str) -> list[str]:
         """Conditions on metrics that ``task`` does not measure (checked before training)."""
@@ -69,15 +74,44 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
-    spec: Path
-    data: Path
-    estimator: EstimatorConfig
-    seed: int = Field(42, ge=0)
-    test_size: float = Field(0.2, gt=0, lt=1)
-    cv_folds: int = Field(5, ge=2, le=20)
-    max_invalid_share: float = Field(0.05, ge=0, le=1)
-    gate: Gate = Gate()
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        max_length=64,
+        description="The artifact's name (lower case, digits, `-`, `_`); `model train` writes "
+        "to `artifacts/<name>` unless given `--output`.",
+    )
+    spec: Path = Field(
+        description="The feature spec file (TOML), relative to this config file's folder."
+    )
+    data: Path = Field(
+        description="The training table, relative to this config file's folder: a `.csv` or "
+        "`.parquet` file holding the target and every feature."
+    )
+    estimator: EstimatorConfig = Field(
+        description="The model and its hyperparameters, chosen by `kind`."
+    )
+    seed: int = Field(
+        42,
+        ge=0,
+        description="Seeds the split, the folds and the estimator: same inputs, same model.",
+    )
+    test_size: float = Field(
+        0.2, gt=0, lt=1, description="The share of valid rows held out to measure the metrics."
+    )
+    cv_folds: int = Field(
+        5, ge=2, le=20, description="Cross-validation folds over the training part."
+    )
+    max_invalid_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Rows that fail the spec's checks are dropped and reported; a larger share "
+        "of them than this stops the run.",
+    )
+    gate: Gate = Field(
+        Gate(),
+        description="Holdout metrics an artifact must reach to be written; none by default.",
+    )
 
     @model_validator(mode="after")
     def _known_format(self) -> Self:

@@ -35,10 +35,10 @@ class _Estimator(BaseModel):
 class Linear(_Estimator):
     """Logistic regression (classification) or ridge regression (regression)."""
 
-    kind: Literal["linear"]
-    C: float = Field(1.0, gt=0, description="inverse regularisation strength (classification)")
-    alpha: float = Field(1.0, ge=0, description="L2 penalty (regression)")
-    max_iter: int = Field(1000, ge=10, le=100_000)
+    kind: Literal["linear"] = Field(description="Selects this estimator.")
+    C: float = Field(1.0, gt=0, description="Classification only: inverse regularisation strength.")
+    alpha: float = Field(1.0, ge=0, description="Regression only: L2 penalty.")
+    max_iter: int = Field(1000, ge=10, le=100_000, description="Solver iterations at most.")
 
     IGNORED: ClassVar[dict[str, set[str]]] = {"classification": {"alpha"}, "regression": {"C"}}
 
@@ -53,10 +53,12 @@ class Linear(_Estimator):
 class RandomForest(_Estimator):
     """A random forest."""
 
-    kind: Literal["random_forest"]
-    n_estimators: int = Field(200, ge=1, le=5000)
-    max_depth: int | None = Field(None, ge=1)
-    min_samples_leaf: int = Field(1, ge=1)
+    kind: Literal["random_forest"] = Field(description="Selects this estimator.")
+    n_estimators: int = Field(200, ge=1, le=5000, description="Trees in the forest.")
+    max_depth: int | None = Field(
+        None, ge=1, description="Depth of a tree at most; unset: no limit."
+    )
+    min_samples_leaf: int = Field(1, ge=1, description="Training rows in a leaf at least.")
 
     def build(self, task: Task, seed: int) -> BaseEstimator:
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: PLC0415
@@ -74,11 +76,15 @@ class RandomForest(_Estimator):
 class HistGradientBoosting(_Estimator):
     """Histogram gradient boosting."""
 
-    kind: Literal["hist_gradient_boosting"]
-    learning_rate: float = Field(0.1, gt=0, le=1)
-    max_iter: int = Field(200, ge=1, le=10_000)
-    max_depth: int | None = Field(None, ge=1)
-    l2_regularization: float = Field(0.0, ge=0)
+    kind: Literal["hist_gradient_boosting"] = Field(description="Selects this estimator.")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="Shrinkage of each tree's step.")
+    max_iter: int = Field(
+        200, ge=1, le=10_000, description="Boosting iterations (trees per class, or trees) at most."
+    )
+    max_depth: int | None = Field(
+        None, ge=1, description="Depth of a tree at most; unset: no limit."
+    )
+    l2_regularization: float = Field(0.0, ge=0, description="L2 penalty on leaf values.")
 
     def build(self, task: Task, seed: int) -> BaseEstimator:
         from sklearn.ensemble import (  # noqa: PLC0415

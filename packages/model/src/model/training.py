@@ -15,9 +15,9 @@ from features import (
     FeatureSpec,
     ValidationReport,
     build_preprocessor,
+    frame_columns,
     validate_frame,
 )
-from features.compiled import frame_columns
 from model.compiled import CompiledPipeline
 from model.config import TrainConfig
 from model.data import fingerprint, read_table

@@ -12,8 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import FeatureSpec, validate_frame
-from features.compiled import frame_columns
+from features import FeatureSpec, frame_columns, validate_frame
 from model import Artifact
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS
