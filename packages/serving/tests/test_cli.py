@@ -189,3 +189,57 @@ def test_serve_prints_manifest_text_literally(artifact_path: Path, tmp_path: Pat
     with ServerProcess(["--artifact", str(copy)], log=tmp_path / "s.log") as server:
         assert server.request("/ready")[1]["model"] == "[/red]species[bold]"
     assert "serving [/red]species[bold] " in (tmp_path / "s.log").read_text()
+
+
+HEADER = "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
+GOOD = "Dream,39.1,18.7,181,3750,male\n"
+BAD = "Dream,39.1,18.7,181,3750,x\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "code", "rejected"),
+    [
+        (HEADER.replace(",", ";") + GOOD.replace(",", ";"), None, 4, 1),  # ';': all rejected
+        (HEADER + GOOD + BAD, "0.5", 0, 1),  # 1 of 2 rejected: at the limit
+        (HEADER + GOOD + BAD, "0.49", 4, 1),
+        (HEADER + GOOD * 30 + BAD, None, 0, 1),  # 1 of 31 under the default 5%
+        (HEADER + GOOD * 10 + BAD, None, 4, 1),  # 1 of 11 over it
+        (HEADER + GOOD, "0", 0, 0),
+    ],
+)
+def test_too_many_rejects_is_a_failure_after_writing_both_files(
+    artifact_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    limit: str | None,
+    code: int,
+    rejected: int,
+) -> None:
+    """A scheduled job whose rows are (nearly) all rejected must not report success."""
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(text)
+    argv = ["score", str(source), str(output), "--artifact", str(artifact_path)]
+    assert main([*argv, *(["--max-reject-share", limit] if limit else [])]) == code
+    err = capsys.readouterr().err
+    rows = len(text.splitlines()) - 1
+    assert len(pd.read_csv(output)) == rows - rejected
+    if rejected:
+        assert len(pd.read_csv(tmp_path / "out.rejects.csv")) == rejected
+    if code:
+        share = rejected / rows
+        assert err.startswith(
+            f"error: {rejected} of {rows} rows rejected ({share:.1%} > --max-reject-share"
+        )
+    else:
+        assert err == ""
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "abc"])
+def test_max_reject_share_must_be_a_share(
+    artifact_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "a.csv", "b.csv", "--max-reject-share", value])
+    assert exit_.value.code == 2
+    assert f"expected a share between 0 and 1, got {value!r}" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`serving` command: run the HTTP service, or score a file in batches.
 
-Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 130 interrupted
+Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 4 `score` rejected more
+than ``--max-reject-share`` of the rows (both files are written), 130 interrupted
 (Ctrl-C), 143 terminated (SIGTERM); an interrupted `score` leaves no output or partial file.
 """
 
@@ -20,7 +21,9 @@ from rich.text import Text
 from features import SpecError
 from model import ModelError
 from serving.exceptions import TableError
-from serving.settings import DEFAULT_CHUNK_ROWS, Settings
+from serving.settings import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_REJECT_SHARE, Settings
+
+EXIT_TOO_MANY_REJECTS = 4
 
 # No markup or highlighting: paths, names and messages are printed exactly as they are.
 out = Console(soft_wrap=True, markup=False, highlight=False)
@@ -84,7 +87,25 @@ def _score(args: argparse.Namespace) -> int:
                 progress=lambda n: bar.advance(task, n),
             )
     out.print(summary.line())
+    share = summary.rejected_rows / summary.input_rows if summary.input_rows else 0.0
+    if share > args.max_reject_share:
+        _fail(
+            f"{summary.rejected_rows} of {summary.input_rows} rows rejected ({share:.1%} > "
+            f"--max-reject-share {args.max_reject_share:.1%}); see {summary.rejects}"
+        )
+        return EXIT_TOO_MANY_REJECTS
     return 0
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        msg = f"expected a share between 0 and 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,6 +130,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_CHUNK_ROWS,
         help=f"rows per chunk; bounds memory (default {DEFAULT_CHUNK_ROWS})",
+    )
+    score.add_argument(
+        "--max-reject-share",
+        type=_share,
+        default=DEFAULT_MAX_REJECT_SHARE,
+        help="exit with code 4 when a larger share of the rows is rejected (0 to 1; default "
+        f"{DEFAULT_MAX_REJECT_SHARE}); the output and rejects files are written either way",
     )
     score.set_defaults(run=_score)
     return root

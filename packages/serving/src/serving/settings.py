@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_CHUNK_ROWS = 200_000
 """Rows per chunk for batch scoring (``serving score --chunk-rows``); bounds memory."""
 
+DEFAULT_MAX_REJECT_SHARE = 0.05
+"""``serving score`` exits non-zero (code 4) when more than this share of rows is rejected, so
+a scheduled job whose every row was rejected (a missing column, a wrong delimiter) fails."""
+
 
 class Settings(BaseSettings):
     """Every knob of the service; ``SERVING_ARTIFACT=/models/x serving serve`` and so on."""
