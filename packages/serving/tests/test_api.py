@@ -355,3 +355,21 @@ def test_json_with_charset_and_deep_nesting(artifact: Artifact, record: dict[str
         )
     assert deep.status_code == 400
     assert deep.json()["detail"][0]["message"] == "Invalid JSON: nested too deeply"
+
+
+def test_a_lone_surrogate_in_a_field_name_is_an_answer_not_a_crash(client: TestClient) -> None:
+    raw = b'{"records": [{"island": "Dream", "\\ud800": 1}]}'
+    response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "\ud800"
+
+
+def test_too_many_records_wins_over_their_errors(artifact: Artifact) -> None:
+    """413 whatever else is wrong, and the rejected-records counter never counts past the
+    limit (a body of 70,000 bad records used to get a 422 and count 70,000)."""
+    with TestClient(create_app(Settings(max_records=10), artifact)) as client:
+        response = client.post("/v1/predict", json={"records": [{"a": 1, "b": 2}] * 5_000})
+        metrics = client.get("/metrics").text
+    assert response.status_code == 413
+    assert response.json()["error"] == "too many records: at most 10 per request"
+    assert "serving_rejected_records_total 0.0" in metrics

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import stat
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -353,3 +355,62 @@ def test_partial_files_of_dead_runs_are_reclaimed(
     score_file(artifact, source, tmp_path / "out.csv")
     assert not stale.exists()
     assert alive.exists()
+
+
+@pytest.mark.parametrize("name", ["prediction", "model_version", "reasons", "probability_Gentoo"])
+def test_an_id_column_named_like_an_output_column_is_refused(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path, name: str
+) -> None:
+    spec = artifact.spec.model_copy(update={"id_column": name})
+    renamed = dataclasses.replace(artifact, spec=spec)
+    source = tmp_path / "in.csv"
+    penguins.assign(**{name: range(len(penguins))}).to_csv(source, index=False)
+    with pytest.raises(TableError, match=f"the spec's id column '{name}' has the name of a col"):
+        score_file(renamed, source, tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_an_id_column_named_row_keeps_its_values(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    renamed = dataclasses.replace(
+        artifact, spec=artifact.spec.model_copy(update={"id_column": "row"})
+    )
+    source = tmp_path / "in.csv"
+    penguins.assign(row=[f"P{i}" for i in range(len(penguins))]).to_csv(source, index=False)
+    scored = pd.read_csv(score_file(renamed, source, tmp_path / "out.csv").output)
+    assert scored["row"].tolist()[:3] == ["P0", "P1", "P2"]
+
+
+def test_a_symbolic_link_loop_is_a_clear_error(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    penguins.to_csv(source, index=False)
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    with pytest.raises(TableError, match=r"a\.csv: cannot resolve the path"):
+        score_file(artifact, source, tmp_path / "a.csv")
+
+
+def test_string_views_and_large_strings(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Parquet text as string views or large strings is read like any text, and a large-string
+    id that looks like a formula is neutralised in CSV like any other."""
+    frame = penguins.drop(columns=["species"]).head(20)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(
+        table.schema.get_field_index("island"),
+        "island",
+        pc.cast(table["island"], pa.string_view()),
+    )
+    tags = pa.array([f"=CMD({i})" for i in range(20)], pa.large_string())
+    pq.write_table(table.append_column("tag", tags), tmp_path / "in.parquet")
+    with_id = dataclasses.replace(
+        artifact, spec=artifact.spec.model_copy(update={"id_column": "tag"})
+    )
+    summary = score_file(with_id, tmp_path / "in.parquet", tmp_path / "out.csv")
+    assert summary.input_rows == 20
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert scored["tag"].tolist()[:2] == ["'=CMD(0)", "'=CMD(1)"]

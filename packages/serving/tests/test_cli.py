@@ -243,3 +243,38 @@ def test_max_reject_share_must_be_a_share(
         main(["score", "a.csv", "b.csv", "--max-reject-share", value])
     assert exit_.value.code == 2
     assert f"expected a share between 0 and 1, got {value!r}" in capsys.readouterr().err
+
+
+def test_a_bad_setting_from_the_environment_is_one_line(
+    artifact_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SERVING_LOG_LEVEL", "bogus")
+    assert main(["serve", "--artifact", str(artifact_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: invalid settings: log_level: Input should be 'critical'")
+
+
+def test_a_full_disk_is_one_line(artifact_path: Path, tmp_path: Path) -> None:
+    """A write that fails (here: past a file-size limit, as on a full disk) is a one-line
+    error naming the output, and leaves nothing behind."""
+    spec = FeatureSpec.from_toml(ROOT / "configs" / "penguins_species.features.toml")
+    source = tmp_path / "in.csv"
+    sample_frame(spec, 20_000, seed=3, target=False).to_csv(source, index=False)
+    script = f"""
+import resource, signal, sys
+from serving.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+limit = {source.stat().st_size}
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.exit(main(["score", {str(source)!r}, {str(tmp_path / "out.csv")!r},
+               "--artifact", {str(artifact_path)!r}, "--chunk-rows", "1000"]))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"error: {tmp_path / 'out.csv'}: cannot write: ")
+    assert result.stderr.count("\n") == 1
+    assert "File too large" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

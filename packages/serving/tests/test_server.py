@@ -9,11 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from model import Artifact
 from serving.testing import ServerProcess
@@ -213,3 +215,88 @@ def test_health_stays_prompt_while_a_client_sends_huge_bad_bodies(server: Server
     assert (status, answer["total"], len(answer["detail"])) == (422, 88_000, 100)
     assert statistics.median(latencies) < 0.1, latencies
     assert max(latencies) < 1.0, latencies
+
+
+def test_early_answers_close_the_connection(artifact_path: Path, tmp_path: Path) -> None:
+    """A response sent before the body was read (408, 413, 415, a GET with a body) closes the
+    connection: a client that keeps sending body bytes cannot keep its slot."""
+    env = {"SERVING_BODY_TIMEOUT": "1"}
+    with ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env) as live:
+        requests = {
+            408: b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            b"transfer-encoding: chunked\r\n\r\n1\r\n{\r\n",
+            413: b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-length: 99999999\r\n\r\n{",
+            415: b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-type: text/plain\r\n"
+            b"content-length: 1000\r\n\r\n{",
+            200: b"GET /health HTTP/1.1\r\nHost: x\r\ncontent-length: 1000\r\n\r\n{",
+        }
+        for status, request in requests.items():
+            with _connect(live, request) as sock:
+                deadline = time.monotonic() + 5
+                answer = b""
+                sock.settimeout(0.2)
+                while time.monotonic() < deadline:  # keep feeding the body, as a hoarder would
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"1\r\na\r\n" if status == 408 else b"a")
+                    try:
+                        chunk = sock.recv(4096)
+                    except TimeoutError:
+                        continue
+                    except ConnectionResetError:
+                        break
+                    if not chunk:
+                        break
+                    answer += chunk
+                else:
+                    pytest.fail(f"the connection stayed open after {answer[:60]!r}")
+            assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
+            assert b"connection: close" in answer.lower()
+
+
+def test_server_level_answers_are_counted_and_logged(artifact_path: Path, tmp_path: Path) -> None:
+    """The connection cap's 503 and the 400 for an unparsable request are answered before any
+    app sees them; they are counted and logged all the same."""
+    env = {"SERVING_MAX_CONNECTIONS": "3"}
+    log = tmp_path / "s.log"
+    with ServerProcess(["--artifact", str(artifact_path)], log=log, env=env) as live:
+        with contextlib.ExitStack() as opened:
+            for _ in range(3):
+                opened.enter_context(_connect(live, b""))
+            time.sleep(0.2)
+            with _connect(live, b"") as extra:
+                answer = _closed_by_server(extra)
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"].startswith("service overloaded")
+        with _connect(
+            live, b"GET /health HTTP/1.1\r\nHost: x\r\ncontent-length: +5\r\n\r\n"
+        ) as bad:
+            assert _closed_by_server(bad).startswith(b"HTTP/1.1 400 ")
+        status, _ = live.request("/health")
+        metrics = urllib.request.urlopen(f"{live.url}/metrics", timeout=10).read().decode()
+    assert status == 200
+    assert 'serving_requests_total{route="(server)",status="503"} 1.0' in metrics
+    assert 'serving_requests_total{route="(server)",status="400"} 1.0' in metrics
+    lines = [
+        json.loads(line) for line in log.read_text().splitlines() if '"serving.access"' in line
+    ]
+    server = [(e["status"], e["level"]) for e in lines if e["route"] == "(server)"]
+    assert sorted(server) == [(400, "info"), (503, "error")]
+
+
+def test_a_client_leaving_mid_body_is_not_a_server_error(
+    artifact_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "s.log"
+    with ServerProcess(["--artifact", str(artifact_path)], log=log) as live:
+        head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        with _connect(live, head + b"content-length: 1000\r\n\r\n" + b'{"rec'):
+            time.sleep(0.3)
+        time.sleep(0.5)
+        metrics = urllib.request.urlopen(f"{live.url}/metrics", timeout=10).read().decode()
+    assert 'route="/v1/predict",status="499"} 1.0' in metrics
+    assert 'status="500"' not in metrics
+    (entry,) = [
+        json.loads(line) for line in log.read_text().splitlines() if '"/v1/predict"' in line
+    ]
+    assert (entry["status"], entry["level"]) == (499, "info")
+    assert entry["error"] == "the client left before sending the whole request"

@@ -5,6 +5,7 @@ artifact's spec, and FastAPI must see it as a real annotation.
 """
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -75,13 +76,15 @@ def predict_items(artifact: Artifact, columns: dict[str, np.ndarray]) -> list[Pr
 
 def _error(
     status: int, error: str, detail: list[ErrorItem] | None = None, total: int | None = None
-) -> JSONResponse:
+) -> Response:
+    """The service's error shape, as ASCII JSON: text a client sent (a field name, even a lone
+    surrogate) is always encodable."""
     detail = detail or []
     body = ErrorResponse(error=error, detail=detail, total=len(detail) if total is None else total)
-    return JSONResponse(body.model_dump(), status_code=status)
+    return Response(json.dumps(body.model_dump()), status, media_type="application/json")
 
 
-def _invalid(problems: Problems, metrics: Metrics, max_records: int) -> JSONResponse:
+def _invalid(problems: Problems, metrics: Metrics, max_records: int) -> Response:
     """400 for malformed JSON, 413 for too many records, else 422 with the first
     :data:`MAX_ERROR_ITEMS` problems (record, field, message) and their total."""
     items: list[ErrorItem] = []
@@ -155,13 +158,13 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     )
 
     @app.exception_handler(RequestValidationError)
-    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def on_invalid(_: Request, exc: RequestValidationError) -> Response:
         problems = Problems()
         problems.add([dict(e) for e in exc.errors()])
         return _invalid(problems, metrics, settings.max_records)
 
     @app.exception_handler(HTTPException)
-    async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def on_http_error(_: Request, exc: HTTPException) -> Response:
         response = _error(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})  # a 405's Allow, which RFC 9110 requires
         return response

@@ -16,7 +16,15 @@ from features import FeatureSpec, frame_columns, validate_frame
 from model import Artifact
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS
-from serving.tabular import AtomicWriter, Chunk, check_paths, input_schema, read_chunks
+from serving.tabular import (
+    AtomicWriter,
+    Chunk,
+    arrow_errors,
+    check_paths,
+    input_schema,
+    plain,
+    read_chunks,
+)
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,23 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects{output.suffix}")
 
 
-def _key_field(spec: FeatureSpec, schema: pa.Schema) -> pa.Field:
-    """The spec's id column as the file types it, else ``row``: the 0-based input row."""
+def _key_field(spec: FeatureSpec, schema: pa.Schema) -> pa.Field | None:
+    """The spec's id column as the file types it; None when rows are keyed by ``row``, the
+    0-based input row number."""
     if spec.id_column is None or spec.id_column not in schema.names:
-        return pa.field("row", pa.int64())
-    kind = schema.field(spec.id_column).type
-    return pa.field(spec.id_column, kind.value_type if pa.types.is_dictionary(kind) else kind)
+        return None
+    return pa.field(spec.id_column, plain(schema.field(spec.id_column).type))
+
+
+def _unique(schema: pa.Schema, path: Path, spec: FeatureSpec) -> pa.Schema:
+    repeated = sorted({n for n in schema.names if schema.names.count(n) > 1})
+    if repeated:
+        msg = (
+            f"{path}: the spec's id column {spec.id_column!r} has the name of a column this "
+            f"file gets ({', '.join(repeated)}); rename the id column in the feature spec"
+        )
+        raise TableError(msg)
+    return schema
 
 
 def output_schema(artifact: Artifact, key: pa.Field) -> pa.Schema:
@@ -144,10 +163,14 @@ def score_file(
     started = time.perf_counter()
     spec = artifact.spec
     key_field = _key_field(spec, input_schema(source, spec))
+    numbered = key_field is None
+    key_field = key_field or pa.field("row", pa.int64())
+    scored_schema = _unique(output_schema(artifact, key_field), output, spec)
+    rejected_schema = _unique(rejects_schema(spec, key_field), rejects, spec)
     offset = scored_rows = rejected_rows = 0
     with (
-        AtomicWriter(output, output_schema(artifact, key_field)) as out,
-        AtomicWriter(rejects, rejects_schema(spec, key_field), keep_empty=False) as bad,
+        AtomicWriter(output, scored_schema) as out,
+        AtomicWriter(rejects, rejected_schema, keep_empty=False) as bad,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,
     ):
         written: Future[None] | None = None
@@ -155,10 +178,11 @@ def score_file(
             n = chunk.raw.num_rows
             key = (
                 pa.array(np.arange(offset, offset + n, dtype=np.int64))
-                if key_field.name == "row"
+                if numbered
                 else pc.cast(chunk.raw[key_field.name], key_field.type)
             )
-            scored, rejected = _scored(artifact, chunk, key_field.name, key)
+            with arrow_errors(source, "score"):
+                scored, rejected = _scored(artifact, chunk, key_field.name, key)
             if written is not None:
                 written.result()  # one chunk in flight at most: memory stays bounded
             written = writer.submit(_write, out, scored, bad, rejected)

@@ -11,11 +11,13 @@ import json
 import logging
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOG = logging.getLogger("serving.access")
@@ -24,7 +26,7 @@ STATE_KEY = "serving.request"  # per-request dict in the ASGI scope: routes put 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and kept in a weak set) by identity
 class Metrics:
     """The service's Prometheus metrics, in a registry of its own (one per app)."""
 
@@ -52,6 +54,7 @@ class Metrics:
             "records rejected by validation",
             registry=self.registry,
         )
+        _LIVE.add(self)
 
 
 class JsonFormatter(logging.Formatter):
@@ -92,10 +95,41 @@ class BodyTimeout(HTTPException):
         super().__init__(408, f"request body not received within {limit:g} s")
 
 
+def error_body(message: str) -> bytes:
+    """The service's error shape, as bytes (ASCII: any text a client sent stays encodable)."""
+    return json.dumps({"error": message, "detail": [], "total": 0}).encode()
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """The one JSON line of a request: level ``error`` for a 5xx."""
+    level = logging.ERROR if fields["status"] >= 500 else logging.INFO
+    LOG.log(level, "request", extra={"fields": fields})
+
+
+def record_server_response(status: int, reason: str) -> None:
+    """Count and log an answer the HTTP server gave before any app saw the request (the
+    connection cap's 503, a malformed request's 400): route ``(server)``."""
+    for metrics in list(_LIVE):
+        metrics.requests.labels(SERVER_ROUTE, str(status)).inc()
+    log_request({"method": None, "route": SERVER_ROUTE, "status": status, "error": reason})
+
+
+SERVER_ROUTE = "(server)"
+_LIVE: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    length = headers.get(b"content-length", b"0")
+    return b"transfer-encoding" in headers or not length.isdigit() or int(length) > 0
+
+
 class ObservabilityMiddleware:
     """Limit body size and time, time the request, count it, log it: every request once,
     whatever its status, 500 included (an exception is answered here in the service's JSON
-    error shape, and its traceback goes into that request's log line)."""
+    error shape, and its traceback goes into that request's log line). A response sent before
+    the request's body was read closes the connection, so a client cannot keep it by sending
+    the body forever. A client that leaves mid-request is logged with status 499."""
 
     def __init__(
         self,
@@ -119,7 +153,7 @@ class ObservabilityMiddleware:
             return
         started = time.perf_counter()
         route = scope["path"] if scope["path"] in self.routes else "(other)"
-        state: dict[str, Any] = {"status": None, "records": None}
+        state: dict[str, Any] = {"status": None, "records": None, "body": _has_body(scope)}
         scope[STATE_KEY] = state
         fields: dict[str, Any] = {}
         declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -127,9 +161,14 @@ class ObservabilityMiddleware:
             await self._reply(send, state, BodyTooLarge(self.max_body_bytes))
         else:
             try:
-                await self.app(scope, self._limited(receive, started), self._recording(send, state))
+                await self.app(
+                    scope, self._limited(receive, started, state), self._recording(send, state)
+                )
             except (BodyTooLarge, BodyTimeout) as error:  # raised outside a route
                 await self._reply(send, state, error)
+            except ClientDisconnect:
+                fields["error"] = "the client left before sending the whole request"
+                state["status"] = state["status"] or CLIENT_CLOSED
             except Exception as error:
                 fields["error"] = f"{type(error).__name__}: {error}"
                 fields["traceback"] = traceback.format_exc()
@@ -140,27 +179,25 @@ class ObservabilityMiddleware:
         status = state["status"] or 500
         self.metrics.requests.labels(route, str(status)).inc()
         self.metrics.latency.labels(route).observe(elapsed)
-        fields = {
-            "method": scope["method"],
-            "route": route,
-            "status": status,
-            "latency_ms": round(elapsed * 1000, 3),
-            "records": state["records"],
-            **fields,
-        }
-        LOG.log(
-            logging.ERROR if status >= 500 else logging.INFO, "request", extra={"fields": fields}
+        log_request(
+            {
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "latency_ms": round(elapsed * 1000, 3),
+                "records": state["records"],
+                **fields,
+            }
         )
 
-    def _limited(self, receive: Receive, started: float) -> Receive:
+    def _limited(self, receive: Receive, started: float, state: dict[str, Any]) -> Receive:
         """``receive``, refusing a body past the size limit or still arriving at the deadline."""
         received = 0
-        complete = False
         deadline = started + self.body_timeout
 
         async def limited_receive() -> Message:
-            nonlocal received, complete
-            if complete:  # after the body: waiting for a disconnect is not the body's time
+            nonlocal received
+            if not state["body"]:  # after the body: waiting for a disconnect is not its time
                 return await receive()
             try:
                 message = await asyncio.wait_for(receive(), deadline - time.perf_counter())
@@ -170,7 +207,9 @@ class ObservabilityMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
-                complete = not message.get("more_body", False)
+                state["body"] = message.get("more_body", False)
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect
             return message
 
         return limited_receive
@@ -180,15 +219,15 @@ class ObservabilityMiddleware:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                if state["body"]:  # answered before the body was read: do not wait for it
+                    message = {**message, "headers": [*message.get("headers", []), CLOSE]}
             await send(message)
 
         return recording_send
 
-    @staticmethod
-    async def _reply(send: Send, state: dict[str, Any], error: HTTPException) -> None:
-        body = json.dumps({"error": error.detail, "detail": [], "total": 0}).encode()
-        state["status"] = error.status_code
-        await send(
+    async def _reply(self, send: Send, state: dict[str, Any], error: HTTPException) -> None:
+        body = error_body(str(error.detail))
+        await self._recording(send, state)(
             {
                 "type": "http.response.start",
                 "status": error.status_code,
@@ -199,3 +238,8 @@ class ObservabilityMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+CLOSE = (b"connection", b"close")
+CLIENT_CLOSED = 499
+"""Status logged (never sent) for a client that left mid-request (nginx's convention)."""

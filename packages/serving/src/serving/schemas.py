@@ -55,6 +55,7 @@ class RequestReader:
         self.model = predict_request_model(spec, max_records)  # what /openapi.json documents
         self._lenient = predict_request_model(spec, max_records, extra="ignore")
         self._fields = frozenset(spec.feature_names)
+        self.max_records = max_records
 
     def read(self, body: bytes) -> BaseModel | Problems:
         """The validated request, or its problems (a ``json_invalid`` one for bad JSON)."""
@@ -66,6 +67,9 @@ class RequestReader:
             problems.add([{"loc": (), "msg": f"Invalid JSON: {reason}", "type": "json_invalid"}])
             return problems
         records = data.get("records") if isinstance(data, dict) else None
+        if isinstance(records, list) and len(records) > self.max_records:  # nothing else counts
+            problems.add([{"loc": ("records",), "msg": "too many records", "type": "too_long"}])
+            return problems
         for index, record in enumerate(records if isinstance(records, list) else []):
             if not isinstance(record, dict):
                 continue

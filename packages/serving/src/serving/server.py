@@ -18,24 +18,33 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from serving.observability import error_body, record_server_response
 from serving.settings import Settings
 
 
 @cache
-def _header_timeout() -> float:
-    return Settings().header_timeout  # workers read their settings from SERVING_*, see serve()
+def _settings() -> Settings:
+    return Settings()  # workers read their settings from SERVING_*, see serve()
+
+
+OVERLOADED = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus a deadline for each request's head: a connection that has
-    not sent complete headers ``header_timeout`` seconds after it opened (or after its
-    previous response) is closed."""
+    """uvicorn's h11 protocol, plus a deadline for each request's head (a connection that has
+    not sent complete headers ``header_timeout`` seconds after it opened, or after its
+    previous response, is closed) and a cap of ``max_connections`` open connections (one
+    more is answered 503 and closed). Both answers, and uvicorn's own 400 for a request it
+    cannot parse, are counted and logged like the app's."""
 
     _head_timer: asyncio.TimerHandle | None = None
 
     def _arm(self) -> None:
         self._disarm()
-        self._head_timer = self.loop.call_later(_header_timeout(), self._head_expired)
+        self._head_timer = self.loop.call_later(_settings().header_timeout, self._head_expired)
 
     def _disarm(self) -> None:
         if self._head_timer is not None:
@@ -47,9 +56,21 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the head deadline."""
+        """Refuse a connection over the cap; else start the head deadline."""
         super().connection_made(transport)
+        if len(self.connections) > _settings().max_connections:
+            reason = f"more than {_settings().max_connections} open connections"
+            body = error_body(f"service overloaded: {reason}")
+            transport.write(OVERLOADED % (len(body), body))
+            transport.close()
+            record_server_response(503, reason)
+            return
         self._arm()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, counted and logged."""
+        record_server_response(400, msg)
+        super().send_400_response(msg)
 
     def handle_events(self) -> None:
         """Stop the deadline once a request's head has arrived."""
@@ -93,5 +114,4 @@ def serve(settings: Settings) -> None:
         access_log=False,  # the service logs one JSON line per request itself
         http=GuardedH11Protocol,
         timeout_keep_alive=settings.keep_alive_timeout,
-        limit_concurrency=settings.max_connections,
     )

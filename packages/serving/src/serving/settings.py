@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CHUNK_ROWS = 200_000
@@ -28,7 +29,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     max_records: int = Field(1000, ge=1, description="records per request; more gets 413")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit; more gets 413")
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
     header_timeout: float = Field(
         10.0, gt=0, description="seconds a connection may take to send a request's head"
     )
@@ -41,3 +43,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000, ge=1, description="open connections at most; beyond it, new requests get 503"
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """``INFO`` is ``info``."""
+        return value.lower() if isinstance(value, str) else value

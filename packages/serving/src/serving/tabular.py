@@ -38,8 +38,16 @@ def file_format(path: Path) -> str:
         raise TableError(msg) from None
 
 
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symbolic link loop (3.11, 3.12)
+        msg = f"{path}: cannot resolve the path ({error})"
+        raise TableError(msg) from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
+    if _resolved(a) == _resolved(b):
         return True
     try:
         return a.exists() and b.exists() and a.samefile(b)
@@ -81,6 +89,22 @@ def _used(spec: FeatureSpec) -> list[str]:
     return [*spec.feature_names, *([spec.id_column] if spec.id_column else [])]
 
 
+def plain(kind: pa.DataType) -> pa.DataType:
+    """The type a column is read as: string views as strings, dictionaries as their values."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.string() if str(kind) == "string_view" else kind
+
+
+def _plain_table(table: pa.Table) -> pa.Table:
+    views = [i for i, field in enumerate(table.schema) if str(field.type) == "string_view"]
+    for index in views:
+        table = table.set_column(
+            index, table.schema[index].name, pc.cast(table[index], pa.string())
+        )
+    return table
+
+
 def _check_columns(path: Path, schema: pa.Schema, used: list[str]) -> None:
     """Refuse repeated or nested spec columns with a message, not a failure deep in a read."""
     for name in used:
@@ -90,9 +114,7 @@ def _check_columns(path: Path, schema: pa.Schema, used: list[str]) -> None:
             raise TableError(msg)
         if count == 0:
             continue
-        kind = schema.field(name).type
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
+        kind = plain(schema.field(name).type)
         if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
             msg = (
                 f"{path}: column {name!r} has type {kind}; a spec column must hold numbers, "
@@ -103,7 +125,7 @@ def _check_columns(path: Path, schema: pa.Schema, used: list[str]) -> None:
 
 def input_schema(path: Path, spec: FeatureSpec) -> pa.Schema:
     """The schema of the columns scoring reads (CSV spec columns as text), checked."""
-    with _arrow_errors(path):
+    with arrow_errors(path):
         if file_format(path) == "parquet":
             schema = pq.read_schema(path)
             _check_columns(path, schema, _used(spec))
@@ -114,11 +136,12 @@ def input_schema(path: Path, spec: FeatureSpec) -> pa.Schema:
 
 
 @contextlib.contextmanager
-def _arrow_errors(path: Path) -> Iterator[None]:
+def arrow_errors(path: Path, doing: str = "read") -> Iterator[None]:
+    """Arrow's errors about ``path`` as one-line :class:`TableError` messages."""
     try:
         yield
     except (pa.ArrowException, OSError, ValueError) as error:
-        msg = f"{path}: cannot read as {file_format(path)}: {error}"
+        msg = f"{path}: cannot {doing} as {file_format(path)}: {error}"
         raise TableError(msg) from None
 
 
@@ -155,18 +178,18 @@ def read_chunks(path: Path, spec: FeatureSpec, chunk_rows: int) -> Iterator[Chun
     """Yield chunks of ``chunk_rows`` rows (the last may be shorter)."""
     pending: list[pa.RecordBatch] = []
     size = 0
-    with _arrow_errors(path):
+    with arrow_errors(path):
         for batch in _batches(path, spec, chunk_rows):
             pending.append(batch)
             size += batch.num_rows
             while size >= chunk_rows:
-                table = pa.Table.from_batches(pending)
+                table = _plain_table(pa.Table.from_batches(pending))
                 head = table.slice(0, chunk_rows)
                 yield Chunk(head, _frame(head, spec))
                 rest = table.slice(chunk_rows)
                 pending, size = rest.to_batches(), rest.num_rows
         if size:
-            table = pa.Table.from_batches(pending)
+            table = _plain_table(pa.Table.from_batches(pending))
             yield Chunk(table, _frame(table, spec))
 
 
@@ -233,7 +256,8 @@ def neutralised(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
     )
     if not pc.any(risky).as_py():
         return column
-    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+    quote, nothing = pa.scalar("'", column.type), pa.scalar("", column.type)
+    return pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing), column)
 
 
 def _alive(pid: int) -> bool:
@@ -297,10 +321,19 @@ class AtomicWriter:
         table = table.select(self.schema.names).cast(self.schema)
         if self.format == "csv":
             for index, field in enumerate(self.schema):
-                if pa.types.is_string(field.type):
+                if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
                     table = table.set_column(index, field, neutralised(table[index]))
-        self._writer.write_table(table)
+        with self._write_errors():
+            self._writer.write_table(table)
         self.rows += table.num_rows
+
+    @contextlib.contextmanager
+    def _write_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, pa.ArrowException) as error:  # a full disk, a lost mount
+            msg = f"{self.path}: cannot write: {getattr(error, 'strerror', None) or error}"
+            raise TableError(msg) from None
 
     def __enter__(self) -> Self:
         return self
@@ -312,7 +345,8 @@ class AtomicWriter:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._writer.close()
+            with self._write_errors():
+                self._writer.close()
         finally:
             if kind is None and (self.rows or self.keep_empty):
                 self.temp.replace(self.path)
