@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -534,13 +535,21 @@ def test_fresh_dist_creates_a_marked_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in empty.iterdir()) == [release.DIST_MARKER]
 
 
-def test_fresh_dist_empties_a_folder_it_made(tmp_path: Path) -> None:
-    dist = release.fresh_dist(tmp_path / "dist")
+def test_fresh_dist_removes_only_what_it_built(tmp_path: Path) -> None:
+    """Files the tool built go on its next run; a file the user put beside them, and the
+    folder itself (made by the user, with its mode), stay."""
+    dist = tmp_path / "dist"
+    dist.mkdir(mode=0o700)
+    dist.chmod(0o700)
+    release.fresh_dist(dist)
     (dist / "features-0.1.0-py3-none-any.whl").write_bytes(b"old build")
-    (dist / "sub").mkdir()
-    (dist / "sub" / "x.tar.gz").write_bytes(b"old build")
+    release._record_built(dist, {"features-0.1.0-py3-none-any.whl"})
+    (dist / "notes.txt").write_text("mine")
     assert release.fresh_dist(dist) == dist
-    assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER]
+    assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER, "notes.txt"]
+    assert stat.S_IMODE(dist.stat().st_mode) == 0o700
+    release._record_built(dist, {"../escape", "sub/x"})  # only plain names are ever removed
+    assert release._built(dist) == []
 
 
 def test_fresh_dist_refuses_what_it_did_not_make(tmp_path: Path) -> None:
@@ -572,7 +581,7 @@ def test_main_refuses_a_dist_holding_user_files(
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
     assert release.main([command, "--dist", str(mine)]) == 1
-    assert "refusing to empty it" in capsys.readouterr().err
+    assert "refusing to use it" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
     assert (mine / "thesis.tex").read_text() == "years of work"
 
@@ -595,3 +604,30 @@ def test_check_with_dist_dot_deletes_nothing(snapshot: Path) -> None:
         ["git", "status", "--porcelain"], cwd=snapshot, capture_output=True, text=True, check=True
     )
     assert status.stdout == ""
+
+
+def test_loopback_index_is_never_read_through_a_proxy(
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plain http is allowed to this machine only; a proxy would carry the credentials off it."""
+    index, proxy = servers(), servers()
+    index.routes["/simple/features/"] = (200, {}, PAGE)
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/simple/"))
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, proxy.url("/"))
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert release._index_files("features") == LISTED
+    assert proxy.seen == []
+    assert [path for path, _ in index.seen] == ["/simple/features/"]
+
+
+def test_a_short_credential_is_redacted_only_where_it_stands_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UV_INDEX_PRIVATE_USERNAME", "u")
+    monkeypatch.setenv("UV_INDEX_PRIVATE_PASSWORD", "p4ss-w0rd")
+    text = release.redact("features: user u with p4ss-w0rd could not upload")
+    assert text == "features: user *** with *** could not upload"

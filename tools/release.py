@@ -135,7 +135,11 @@ def build(dist: Path, root: Path = ROOT) -> list[Path]:
         result = train(TrainConfig.from_toml(root / DEFAULT_CONFIG))
         save_result(result, stage / "packages" / "model" / "src" / "model" / "default_artifact")
         dist.mkdir(parents=True, exist_ok=True)
-        run("uv", "build", "--all-packages", "--out-dir", dist, cwd=stage)
+        before = {p.name for p in dist.iterdir()}
+        try:
+            run("uv", "build", "--all-packages", "--out-dir", dist, cwd=stage)
+        finally:  # what uv built is this tool's to remove next time, even after a failure
+            _record_built(dist, {p.name for p in dist.iterdir()} - before)
     return sorted(dist.iterdir())
 
 
@@ -308,9 +312,15 @@ def secrets_in_environment() -> list[str]:
 def redact(text: str) -> str:
     """``text`` with every secret of :func:`secrets_in_environment` replaced by ``***``."""
     for secret in secrets_in_environment():
-        text = text.replace(secret, "***")
-        text = text.replace(urllib.parse.quote(secret, safe=""), "***")
+        for form in {secret, urllib.parse.quote(secret, safe="")}:
+            if len(form) >= SHORT_SECRET:
+                text = text.replace(form, "***")
+            else:  # a very short one only where it stands alone, or every "u" would go
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
     return text
+
+
+SHORT_SECRET = 4
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -387,7 +397,10 @@ def index_request(name: str) -> urllib.request.Request:
 def _index_files(name: str) -> set[str]:
     """File names of ``name`` already on the index (see :func:`index_request`)."""
     request = index_request(name)
-    opener = urllib.request.build_opener(_SameOriginAuth)
+    handlers: list[urllib.request.BaseHandler] = [_SameOriginAuth()]
+    if request.type == "http":  # only this machine (index_request): never through a proxy
+        handlers.append(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=30) as response:
             page = response.read().decode()
@@ -480,22 +493,40 @@ DIST_MARKER = ".made-by-release-tool"
 
 
 def fresh_dist(path: Path) -> Path:
-    """An empty build folder at ``path``. An existing one is emptied only if this tool made it
-    (it holds :data:`DIST_MARKER`) or it is empty: the tool deletes nothing it did not create."""
+    """The build folder at ``path``, rid of what this tool built there before. The tool
+    deletes only files it made (listed in :data:`DIST_MARKER`) and never a folder: a folder
+    that holds anything else is refused, unless it holds the marker (then the rest is the
+    user's, and stays)."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         msg = f"--dist {path}: exists and is not a folder"
         raise ReleaseError(msg)
-    if path.exists() and any(path.iterdir()):
-        if not (path / DIST_MARKER).is_file():
-            msg = (
-                f"--dist {path}: the folder holds files this tool did not make; refusing to "
-                "empty it. Give a new or empty folder"
-            )
-            raise ReleaseError(msg)
-        shutil.rmtree(path)
+    marker = path / DIST_MARKER
+    if path.exists() and any(path.iterdir()) and not marker.is_file():
+        msg = (
+            f"--dist {path}: the folder holds files this tool did not make; refusing to use "
+            "it. Give a new or empty folder"
+        )
+        raise ReleaseError(msg)
     path.mkdir(parents=True, exist_ok=True)
-    (path / DIST_MARKER).write_text("made by tools/release.py; emptied on its next run\n")
+    for name in _built(path):
+        (path / name).unlink(missing_ok=True)
+    marker.write_text(MARKER_TEXT)
     return path
+
+
+MARKER_TEXT = "# made by tools/release.py: the files below are its own, removed on its next run\n"
+
+
+def _built(dist: Path) -> list[str]:
+    """The files the tool built into ``dist`` (plain names, as listed in its marker)."""
+    marker = dist / DIST_MARKER
+    lines = marker.read_text().splitlines() if marker.is_file() else []
+    return [n for n in lines if n and not n.startswith("#") and Path(n).name == n]
+
+
+def _record_built(dist: Path, made: set[str]) -> None:
+    names = sorted({*_built(dist), *made} - {DIST_MARKER})
+    (dist / DIST_MARKER).write_text(MARKER_TEXT + "".join(f"{n}\n" for n in names))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,3 +119,13 @@ def test_invalid_toml(tmp_path: Path) -> None:
 
 def test_round_trip_through_json(spec: FeatureSpec) -> None:
     assert FeatureSpec.from_dict(spec.model_dump(mode="json")) == spec
+
+
+@pytest.mark.parametrize("bound", ["nan", "inf", "-inf"])
+def test_bounds_must_be_finite(bound: str) -> None:
+    column = {"name": "x", "kind": "numeric", "min": float(bound)}
+    spec = {"name": "s", "task": "regression", "target": {"name": "y", "kind": "numeric"}}
+    with pytest.raises(
+        SpecError, match=r"features\.0\.numeric\.min: Input should be a finite number"
+    ):
+        FeatureSpec.from_dict({**spec, "features": [column]})

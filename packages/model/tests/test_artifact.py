@@ -344,3 +344,12 @@ def test_deeply_nested_compiled_form_is_refused(copy: Path) -> None:
     with pytest.raises(ArtifactError, match=r"inference\.json: malformed compiled model") as info:
         load_artifact(copy)
     assert "nested too deeply" in str(info.value)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_format_version_must_be_the_integer(copy: Path, version: object) -> None:
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format_version"] = version
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="artifact format version"):
+        load_artifact(copy)

@@ -1,5 +1,8 @@
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -344,7 +347,7 @@ def test_info_without_optional_sections(
     copy: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = json.loads((copy / MANIFEST_FILE).read_text())
-    for optional in ("data", "cv_metrics", "metrics", "git_commit", "classes", "config"):
+    for optional in ("data", "cv_metrics", "metrics", "git_commit", "config"):
         del manifest[optional]
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
 
@@ -353,7 +356,7 @@ def test_info_without_optional_sections(
     assert captured.err == ""
     rows = info_rows(captured.out)
     assert rows["estimator"] == "-"
-    assert rows["classes"] == "-"
+    assert rows["classes"] == "Adelie, Chinstrap, Gentoo"
     assert rows["metrics"] == "-"
     assert rows["data"] == "-: ? rows, sha256 -…"
     assert rows["created"].endswith("(git unknown)")
@@ -365,6 +368,20 @@ def test_info_without_optional_sections(
     data = workspace / "data" / "penguins.csv"
     assert main(["evaluate", str(copy), "--data", str(data)]) == 0
     assert "344 rows scored, 0 rejected" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("classes", [None, [], ["a", "b"], ["Adelie", "Adelie", "Gentoo"]])
+def test_class_names_must_be_the_models(
+    copy: Path, capsys: pytest.CaptureFixture[str], classes: list[str] | None
+) -> None:
+    """The manifest's classes (not covered by the file hashes) name the probability columns:
+    missing, too few or wrong ones would crash or silently mislabel predictions."""
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["classes"] = classes
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert main(["info", str(copy)]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert f"classes {classes} are not the model's ['Adelie', 'Chinstrap', 'Gentoo']" in line
 
 
 @pytest.mark.parametrize(
@@ -414,3 +431,120 @@ def test_evaluate_refuses_training_data_that_is_not_a_path(
     assert main(["evaluate", str(copy)]) == 1
     line = one_line_error(capsys.readouterr().err)
     assert line == f"error: {copy}: the manifest's training data is not a path; pass --data FILE"
+
+
+def _config(tmp_path: Path, workspace: Path, data: Path, extra: str = "") -> Path:
+    spec = workspace / "configs" / "penguins_species.features.toml"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'name = "tiny"\nspec = "{spec}"\ndata = "{data}"\ncv_folds = 2\n{extra}\n'
+        '[estimator]\nkind = "linear"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("case", ["header only", "one class", "four rows", "seed too big"])
+def test_train_on_data_it_cannot_learn_from_is_one_line(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    penguins = pd.read_csv(workspace / "data" / "penguins.csv").dropna()
+    frame = {
+        "header only": penguins.head(0),
+        "one class": penguins[penguins["species"] == "Adelie"],
+        "four rows": penguins.head(4),
+        "seed too big": penguins,
+    }[case]
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    extra = "seed = 4294967296" if case == "seed too big" else ""
+    config = _config(tmp_path, workspace, data, extra)
+    assert main(["train", "--config", str(config), "--output", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    if extra:  # a config error lists each problem on a line of its own
+        assert err.startswith(f"error: {config}: invalid training config:\n")
+        assert "  seed: Input should be less than or equal to 4294967295" in err
+    else:
+        assert "cannot train on its" in one_line_error(err)
+    assert "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("damage", ["not UTF-8", "a folder"])
+def test_unreadable_config_or_spec_is_one_line(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    config = tmp_path / "config.toml"
+    if damage == "a folder":
+        config.mkdir()
+    else:
+        config.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    assert main(["train", "--config", str(config)]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    message = "not UTF-8 text" if damage == "not UTF-8" else "cannot read the training config"
+    assert f"error: {config}: " in line
+    assert message in line
+
+
+def test_sigterm_during_training_leaves_nothing_and_a_killed_run_is_reclaimed(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """SIGTERM while the artifact is written removes its staging folder (exit 143); what a
+    SIGKILL left (staging, and the previous artifact moved aside) is cleaned or put back by the
+    next write."""
+    output = tmp_path / "artifact"
+    code = """
+import signal, sys, time
+import model.artifact
+from model.cli import main
+dump = model.artifact.write_artifact
+def slow(directory, *args, **kwargs):
+    original = __import__("skops.io", fromlist=["dump"]).dump
+    def dump_then_wait(*a, **k):
+        original(*a, **k)
+        print("staged", flush=True)
+        time.sleep(60)
+    sys.modules["skops.io"].dump = dump_then_wait
+    return dump(directory, *args, **kwargs)
+model.artifact.write_artifact = slow
+sys.exit(main(["train", "--output", sys.argv[1]]))
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(output)],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("staged"):
+            break
+    assert list(tmp_path.glob(".artifact.partial-*")), "the write should be under way"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert err.strip() == "error: stopped by SIGTERM; no artifact was written"
+    assert list(tmp_path.iterdir()) == []
+
+    def train_into_output() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "model.cli", "train", "--output", str(output)],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    assert train_into_output().returncode == 0
+    before = json.loads((output / "manifest.json").read_text())["created_at"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".artifact.partial-{dead.pid}-0badf00d").mkdir()
+    aside = tmp_path / f".artifact.old-{dead.pid}-0badf00d"
+    aside.mkdir()
+    output.rename(aside / "artifact")  # killed between moving the old one aside and the swap
+    save = train_into_output()
+    assert save.returncode == 0, save.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+    assert json.loads((output / "manifest.json").read_text())["created_at"] >= before

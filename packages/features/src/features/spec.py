@@ -40,10 +40,14 @@ class NumericColumn(_Column):
 
     kind: Literal["numeric"] = Field(description="Selects this column kind.")
     min: float | None = Field(
-        None, description="The smallest valid value; a smaller one is invalid input."
+        None,
+        allow_inf_nan=False,
+        description="The smallest valid value; a smaller one is invalid input.",
     )
     max: float | None = Field(
-        None, description="The largest valid value, not below `min`; a larger one is invalid input."
+        None,
+        allow_inf_nan=False,
+        description="The largest valid value, not below `min`; a larger one is invalid input.",
     )
     impute: Literal["mean", "median", "constant"] = Field(
         "median",
@@ -52,6 +56,7 @@ class NumericColumn(_Column):
     )
     fill_value: float | None = Field(
         None,
+        allow_inf_nan=False,
         description='The number that replaces a missing value with `impute = "constant"` '
         "(required then).",
     )
@@ -248,6 +253,12 @@ def read_toml(path: str | Path, what: str, error: type[Exception]) -> dict[str, 
         raise error(msg) from None
     except tomllib.TOMLDecodeError as problem:
         msg = f"{path}: not valid TOML: {problem}"
+        raise error(msg) from None
+    except UnicodeDecodeError:
+        msg = f"{path}: not a {what}: the file is not UTF-8 text"
+        raise error(msg) from None
+    except OSError as problem:  # a folder, no permission
+        msg = f"{path}: cannot read the {what}: {problem.strerror or problem}"
         raise error(msg) from None
 
 

@@ -11,8 +11,10 @@ nor SciPy.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import zipfile
@@ -195,8 +197,9 @@ def write_artifact(
     import skops.io as sio  # noqa: PLC0415 - writing is a training-time job
 
     directory = Path(directory)
-    check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _reclaim(directory)
+    check_replaceable(directory)
     staging = _new_dir(directory, "partial")
     try:
         sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
@@ -239,10 +242,35 @@ def model_version(package_version: str, files: Mapping[str, str]) -> str:
 
 
 def _new_dir(beside: Path, role: str) -> Path:
-    """A new hidden folder beside ``beside``, with the mode the umask gives."""
-    path = beside.with_name(f".{beside.name}.{role}-{secrets.token_hex(4)}")
+    """A new hidden folder ``.<name>.<role>-<pid>-<random>`` beside ``beside``, with the mode
+    the umask gives."""
+    path = beside.with_name(f".{beside.name}.{role}-{os.getpid()}-{secrets.token_hex(4)}")
     path.mkdir()
     return path
+
+
+def _reclaim(directory: Path) -> None:
+    """Remove what a killed earlier write to ``directory`` left beside it: its staging folder,
+    and the previous artifact it had moved aside (put back if nothing replaced it)."""
+    for role in ("old", "partial"):
+        for stale in directory.parent.glob(f".{glob.escape(directory.name)}.{role}-*"):
+            pid = stale.name.rsplit(f".{role}-", 1)[1].split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)) or not stale.is_dir():
+                continue
+            moved = stale / directory.name
+            if role == "old" and moved.is_dir() and not directory.exists():
+                moved.rename(directory)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_replaceable(directory: Path) -> None:
@@ -290,7 +318,7 @@ def read_manifest(path: Path) -> Manifest:
     if not isinstance(raw, dict):
         msg = f"{manifest_path}: expected a JSON object"
         raise ArtifactError(msg)
-    if raw.get("format_version") != FORMAT_VERSION:
+    if type(raw.get("format_version")) is not int or raw["format_version"] != FORMAT_VERSION:
         msg = (
             f"{path}: artifact format version {raw.get('format_version')!r} is not supported "
             f"(this model package reads version {FORMAT_VERSION}); retrain the model"
@@ -394,9 +422,25 @@ def _load(path: Path) -> Artifact:
     artifact = Artifact(path=path, manifest=manifest, spec=spec, compiled=compiled)
     if compiled is None or compiled.estimator is None:
         _ = artifact.pipeline  # its estimator is needed: load (and audit) the pipeline now
+        predicts = getattr(artifact.pipeline[-1], "classes_", None)
     else:
         _check_skops_header(path / PIPELINE_FILE)  # it waits, but a pickle is refused now
+        predicts = compiled.estimator.classes if spec.task == "classification" else None
+    _check_classes(path, manifest, spec, predicts)
     return artifact
+
+
+def _check_classes(path: Path, manifest: Manifest, spec: FeatureSpec, predicts: Any) -> None:  # noqa: ANN401
+    """The manifest's class names (not covered by the file hashes) must be the model's."""
+    expected = None if predicts is None else [str(c) for c in predicts]
+    if spec.task != "classification":
+        expected = None
+    if manifest.classes != expected:
+        msg = (
+            f"{path / MANIFEST_FILE}: classes {manifest.classes} are not the model's "
+            f"{expected}; the manifest was changed"
+        )
+        raise ArtifactError(msg)
 
 
 def _load_compiled(path: Path) -> CompiledPipeline:

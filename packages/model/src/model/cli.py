@@ -1,12 +1,13 @@
 """`model` command: train, evaluate and inspect artifacts.
 
 Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 3 quality gate failed,
-130 interrupted.
+130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -215,6 +216,14 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class TerminatedError(Exception):
+    """SIGTERM arrived; raised in the main thread so a half-written artifact is removed."""
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise TerminatedError
+
+
 def _fail(message: str) -> None:
     err.print(Text.assemble(("error:", "red"), " ", message))
 
@@ -222,6 +231,7 @@ def _fail(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``model`` console script."""
     args = parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         return int(args.run(args))
     except QualityGateError as error:
@@ -232,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted; no artifact was written")
         return 130
+    except TerminatedError:
+        _fail("stopped by SIGTERM; no artifact was written")
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 1
 
 

@@ -93,6 +93,7 @@ class TrainConfig(BaseModel):
     seed: int = Field(
         42,
         ge=0,
+        le=2**32 - 1,
         description="Seeds the split, the folds and the estimator: same inputs, same model.",
     )
     test_size: float = Field(

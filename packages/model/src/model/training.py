@@ -14,6 +14,7 @@ from features import (
     CompileError,
     FeatureSpec,
     ValidationReport,
+    ValidationResult,
     build_preprocessor,
     frame_columns,
     validate_frame,
@@ -77,6 +78,23 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
         )
         raise DataError(msg)
     valid = result.valid
+    try:
+        return _fit(config, spec, result, progress, data=fingerprint(config.data, len(frame)))
+    except ValueError as error:  # scikit-learn on data it cannot learn from: too few rows...
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        msg = f"{config.data}: cannot train on its {len(valid)} valid rows: {reason}"
+        raise DataError(msg) from None
+
+
+def _fit(
+    config: TrainConfig,
+    spec: FeatureSpec,
+    result: ValidationResult,
+    progress: Progress,
+    *,
+    data: dict[str, str | int],
+) -> TrainResult:
+    valid = result.valid
     X, y = valid[spec.feature_names], _labels(spec, valid)
     classification = spec.task == "classification"
     X_train, X_test, y_train, y_test = train_test_split(
@@ -108,8 +126,8 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
         pipeline=pipeline,
         metrics=metrics,
         cv_metrics=cv_metrics,
-        report=report,
-        data_fingerprint=fingerprint(config.data, len(frame)),
+        report=result.report,
+        data_fingerprint=data,
         n_train=len(X_train),
         n_test=len(X_test),
         compiled=compiled,

@@ -62,10 +62,17 @@ def _stop(signum: int, _: object) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    previous = signal.signal(signal.SIGTERM, _stop)  # clean up partial files, as Ctrl-C does
+    try:
+        return _score_file(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _score_file(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415
     from serving.batch import score_file  # noqa: PLC0415 - pandas and pyarrow, for scoring only
 
-    signal.signal(signal.SIGTERM, _stop)  # clean up partial files, as Ctrl-C does
     artifact = load(_settings(args))
     if not err.is_terminal:  # no progress display at all (older rich still prints a line)
         summary = score_file(artifact, args.input, args.output, chunk_rows=args.chunk_rows)
