@@ -162,7 +162,10 @@ def test_info_and_evaluate(
 
     assert main(["evaluate", str(saved), "--data", str(data)]) == 0
     evaluated = capsys.readouterr().out
-    assert "344 rows scored, 0 rejected" in evaluated
+    assert "344 rows scored, 0 rejected; predicted with NumPy (inference.json), as served" in (
+        evaluated.replace("\n", "")
+    )
+    assert "the data the model was trained on" not in evaluated
     frame = pd.read_csv(data)
     pipeline = load_artifact(saved).pipeline
     y, predicted = frame["species"], pipeline.predict(frame[pipeline.feature_names_in_])
@@ -173,6 +176,14 @@ def test_info_and_evaluate(
     }
     assert len({f"{v:.4f}" for v in expected.values()}) == 3
     assert printed_metrics(evaluated) == {name: [f"{v:.4f}"] for name, v in expected.items()}
+
+
+def test_evaluate_says_when_it_is_the_training_data(
+    saved: Path, in_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(saved)]) == 0  # the manifest names the training data
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "note: this is the data the model was trained on" in out
 
 
 def test_refused_artifact_is_a_clear_error(

@@ -24,6 +24,7 @@ from model.artifact import (
     default_artifact_dir,
     load_artifact,
     load_artifact_or_default,
+    sha256_file,
 )
 from model.config import TrainConfig
 from model.exceptions import ModelError, QualityGateError
@@ -114,17 +115,22 @@ def _data_file(args: argparse.Namespace, artifact: Artifact) -> Path:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from model.data import read_table  # noqa: PLC0415 - pandas and scikit-learn: only here
-    from model.training import score_frame  # noqa: PLC0415
+    from model.training import evaluate_artifact  # noqa: PLC0415
 
     artifact = load_artifact_or_default(args.artifact)
     data = _data_file(args, artifact)
-    metrics, report = score_frame(artifact.pipeline, artifact.spec, read_table(data))
+    metrics, report = evaluate_artifact(artifact, read_table(data))
     out.print(
         f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "
-        f"{report.n_invalid} rejected"
+        f"{report.n_invalid} rejected; predicted with {_inference(artifact)}, as served"
     )
     if report.n_invalid:
         out.print(report.summary())
+    if sha256_file(data) == artifact.manifest.data.get("sha256"):
+        out.print(
+            "note: this is the data the model was trained on (its holdout is only part of "
+            "it): these metrics overstate how well it does on new data"
+        )
     out.print(_metrics_table("metrics", metrics))
     return 0
 

@@ -19,6 +19,7 @@ from features import (
     frame_columns,
     validate_frame,
 )
+from model.artifact import Artifact
 from model.compiled import CompiledPipeline
 from model.config import TrainConfig
 from model.data import fingerprint, read_table
@@ -184,14 +185,15 @@ def compile_checked(
     return compiled, f"{how} (inference.json, checked against scikit-learn on {len(rows)} rows)"
 
 
-def score_frame(
-    pipeline: Pipeline, spec: FeatureSpec, frame: pd.DataFrame
+def evaluate_artifact(
+    artifact: Artifact, frame: pd.DataFrame
 ) -> tuple[dict[str, float], ValidationReport]:
-    """Metrics of a fitted pipeline on a labelled frame (invalid rows are left out and reported)."""
+    """Metrics of an artifact on a labelled frame, predicted as serving predicts (the compiled
+    form when the artifact has one); invalid rows are left out and reported."""
+    spec = artifact.spec
     result = validate_frame(spec, frame, require_target=True)
     if result.valid.empty:
         msg = f"no valid rows to evaluate:\n{result.report.summary()}"
         raise DataError(msg)
-    y = _labels(spec, result.valid)
-    predictions = pipeline.predict(result.valid[spec.feature_names])
-    return evaluate(spec.task, y, predictions), result.report
+    labels, _ = artifact.predict_valid(frame_columns(result.valid, spec.feature_names))
+    return evaluate(spec.task, _labels(spec, result.valid), labels), result.report
