@@ -1,6 +1,7 @@
 import hashlib
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 import features
 import model
-from features import frame_columns
+from features import SpecError, frame_columns
 from model import (
     FORMAT_VERSION,
     Artifact,
@@ -352,4 +353,83 @@ def test_format_version_must_be_the_integer(copy: Path, version: object) -> None
     manifest["format_version"] = version
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="artifact format version"):
+        load_artifact(copy)
+
+
+# --- found by mutation testing ----------------------------------------------------------------
+
+
+def test_missing_features_version_is_refused(copy: Path) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    del manifest["versions"]["features"]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    expected = f"{copy}: trained with features (unknown), but features {features.__version__} is"
+    with pytest.raises(ArtifactError, match=re.escape(expected)):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("content", [b"neither a pickle nor a zip", b""])
+def test_pipeline_that_is_no_zip_is_refused_at_once(copy: Path, content: bytes) -> None:
+    """Even when the compiled form predicts and loading the pipeline waits."""
+    (copy / PIPELINE_FILE).write_bytes(content)
+    rehash(copy)
+    with pytest.raises(ArtifactError, match=r"pipeline\.skops: not a skops file"):
+        load_artifact(copy)
+
+
+def test_zip_that_is_no_skops_file_is_refused(copy: Path) -> None:
+    with zipfile.ZipFile(copy / PIPELINE_FILE, "w") as archive:
+        archive.writestr("notes.txt", "not a pipeline")
+    rehash(copy)
+    loaded = load_artifact(copy)  # the compiled form predicts: the skops file waits
+    with pytest.raises(ArtifactError, match=r"pipeline\.skops: unreadable skops file: "):
+        _ = loaded.pipeline
+
+
+def test_skops_file_without_a_pipeline_is_refused(copy: Path, artifact: Artifact) -> None:
+    estimator = artifact.pipeline[-1]
+    sio.dump(estimator, copy / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
+    rehash(copy)
+    loaded = load_artifact(copy)
+    expected = f"holds a {type(estimator).__name__}, expected a scikit-learn Pipeline"
+    with pytest.raises(ArtifactError, match=expected):
+        _ = loaded.pipeline
+
+
+def test_manifest_without_the_pipeline_is_refused(copy: Path) -> None:
+    (copy / PIPELINE_FILE).unlink()
+    rehash(copy)
+    with pytest.raises(
+        ArtifactError, match=re.escape(f"{copy}: the manifest lists no {PIPELINE_FILE}")
+    ):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", r"not valid JSON \(Expecting property name .*line 1 column 2"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
+)
+def test_unreadable_manifest_says_why(copy: Path, text: str, problem: str) -> None:
+    (copy / MANIFEST_FILE).write_text(text)
+    with pytest.raises(ArtifactError, match=f"{re.escape(str(copy / MANIFEST_FILE))}: {problem}"):
+        load_artifact(copy)
+
+
+def test_malformed_manifest_names_its_first_problem(copy: Path) -> None:
+    edit_manifest(copy, metrics={"accuracy": "high"}, files=5)
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(copy)
+    assert str(info.value) == (
+        f"{copy / MANIFEST_FILE}: malformed manifest: 2 problem(s), first: metrics.accuracy: "
+        "Input should be a valid number, unable to parse string as a number"
+    )
+
+
+def test_feature_spec_errors_name_the_manifest(copy: Path) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    edit_manifest(copy, feature_spec={**manifest["feature_spec"], "task": "clustering"})
+    with pytest.raises(SpecError, match=f"{re.escape(str(copy / MANIFEST_FILE))}: invalid"):
         load_artifact(copy)

@@ -67,6 +67,9 @@ def check_paths(source: Path, **outputs: Path) -> None:
         if path.is_dir():
             msg = f"{path}: the {role} path is a folder; give a file name"
             raise TableError(msg)
+        if path.is_symlink() and not path.exists():
+            msg = f"{path}: cannot resolve the path (a broken or looping symbolic link)"
+            raise TableError(msg)
         if _same_file(path, source):
             msg = f"{path}: the {role} file would overwrite the input {source}; choose another name"
             raise TableError(msg)
