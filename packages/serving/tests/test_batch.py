@@ -595,11 +595,6 @@ def test_parquet_decimals_and_booleans(tmp_path: Path) -> None:
     assert result.valid["flag"].tolist() == [1.0, 0.0, 0.0]
 
 
-@pytest.mark.xfail(
-    raises=AttributeError,
-    reason="defect: a Parquet boolean column with nulls is an object column of bools, and "
-    "_booleans calls .str.lower() on it",
-)
 def test_parquet_booleans_with_nulls(tmp_path: Path) -> None:
     spec = mixed_spec()
     table = pa.table({"code": ["01"] * 3, "flag": [True, None, False], "x": [1.0, 2.0, 3.0]})

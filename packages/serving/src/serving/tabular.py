@@ -57,7 +57,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_paths(source: Path, **outputs: Path) -> None:
     """Refuse, before anything is written, outputs that are the input or each other (also
-    through links), or that are folders."""
+    through links), folders, or links that lead nowhere."""
     if not source.is_file():
         msg = f"{source}: input file not found"
         raise TableError(msg)
@@ -67,9 +67,6 @@ def check_paths(source: Path, **outputs: Path) -> None:
         if path.is_dir():
             msg = f"{path}: the {role} path is a folder; give a file name"
             raise TableError(msg)
-        if path.is_symlink() and not path.exists():
-            msg = f"{path}: cannot resolve the path (a broken or looping symbolic link)"
-            raise TableError(msg)
         if _same_file(path, source):
             msg = f"{path}: the {role} file would overwrite the input {source}; choose another name"
             raise TableError(msg)
@@ -77,6 +74,9 @@ def check_paths(source: Path, **outputs: Path) -> None:
             if _same_file(path, other):
                 msg = f"{path}: the {role} and {other_role} files would be the same file"
                 raise TableError(msg)
+        if path.is_symlink() and not path.exists():
+            msg = f"{path}: cannot resolve the path (a broken or looping symbolic link)"
+            raise TableError(msg)
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def _booleans(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         if column.kind != "boolean" or column.name not in frame.columns:
             continue
         series = frame[column.name]
-        if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
+        if pd.api.types.infer_dtype(series, skipna=True) != "string":  # booleans (Parquet)
             continue
         parsed = series.str.lower().map({"true": True, "false": False})
         bad = series.notna() & parsed.isna()
