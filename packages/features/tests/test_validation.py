@@ -263,13 +263,14 @@ def test_boolean_typed_columns() -> None:
 
 
 def test_boolean_nulls_stay_missing() -> None:
-    """A null in a nullable boolean column is missing (NaN), never ``false``."""
+    """A null (None or NaN) in a nullable boolean column is missing (NaN), never ``false``
+    and never the wrong type."""
     spec = flag_spec(nullable=True)
-    frame = pd.DataFrame({"flag": [True, None, False, "yes"]}, dtype=object)
+    frame = pd.DataFrame({"flag": [True, None, False, "yes", math.nan]}, dtype=object)
     result = validate_frame(spec, frame)
-    assert result.valid.index.tolist() == [0, 1, 2]
-    assert result.valid["flag"].tolist()[::2] == [1.0, 0.0]
-    assert math.isnan(result.valid["flag"].iloc[1])
+    assert issues_of(spec, frame) == [(3, "flag", "wrong type: expected true or false")]
+    assert result.valid.index.tolist() == [0, 1, 2, 4]
+    np.testing.assert_array_equal(result.valid["flag"], [1.0, np.nan, 0.0, np.nan])
 
 
 def test_id_column_may_be_absent(record: dict[str, object], spec: FeatureSpec) -> None:

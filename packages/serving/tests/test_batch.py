@@ -486,6 +486,7 @@ def test_csv_without_any_spec_column(artifact: Artifact, tmp_path: Path) -> None
     source.write_text("species,year\nAdelie,2007\nGentoo,2008\nAdelie,2009\n")
     summary = score_file(artifact, source, tmp_path / "out.csv", chunk_rows=2)
     assert (summary.input_rows, summary.scored_rows, summary.rejected_rows) == (3, 0, 3)
+    assert 0 < summary.seconds < 60
     rejected = pd.read_csv(rejects_path(tmp_path / "out.csv"))
     assert rejected["row"].tolist() == [0, 1, 2]
     assert rejected["reasons"].str.contains("; island: missing column; ").all()
@@ -522,19 +523,35 @@ def test_partial_files_of_live_or_foreign_runs_are_kept(
     assert foreign.exists()
 
 
-def test_numbers_as_string_views(
+def test_numbers_and_ids_as_string_views(
     artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """Parquet string views in a numeric column are parsed like any text."""
+    """Parquet string views in a numeric column are parsed like any text; a string-view id
+    is written as text, neutralised in CSV."""
     frame = penguins.drop(columns=["species"]).head(20)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     index = table.schema.get_field_index("bill_length_mm")
     text = pc.cast(pc.cast(table["bill_length_mm"], pa.string()), TEXT_VIEW())
-    pq.write_table(table.set_column(index, "bill_length_mm", text), tmp_path / "in.parquet")
-    summary = score_file(artifact, tmp_path / "in.parquet", tmp_path / "out.csv")
+    table = table.set_column(index, "bill_length_mm", text)
+    tags = pa.array([f"=X({i})" for i in range(20)], TEXT_VIEW())
+    pq.write_table(table.append_column("tag", tags), tmp_path / "in.parquet")
+    with_id = dataclasses.replace(
+        artifact, spec=artifact.spec.model_copy(update={"id_column": "tag"})
+    )
+    summary = score_file(with_id, tmp_path / "in.parquet", tmp_path / "out.csv")
     assert (summary.scored_rows, summary.rejected_rows) == (20, 0)
     scored = pd.read_csv(tmp_path / "out.csv")
+    assert scored["tag"].tolist()[:2] == ["'=X(0)", "'=X(1)"]
     assert scored["prediction"].tolist() == artifact.predict(frame).predictions.tolist()
+
+
+def test_binary_spec_column_is_refused(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    table = pa.Table.from_pandas(penguins.head(3).drop(columns=["sex"]), preserve_index=False)
+    pq.write_table(table.append_column("sex", pa.array([b"male"] * 3)), tmp_path / "in.parquet")
+    with pytest.raises(TableError, match="column 'sex' has type binary; a spec column must hold"):
+        score_file(artifact, tmp_path / "in.parquet", tmp_path / "out.csv")
 
 
 def mixed_spec() -> FeatureSpec:
