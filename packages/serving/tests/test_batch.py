@@ -497,7 +497,9 @@ def test_partial_files_of_live_or_foreign_runs_are_kept(
 ) -> None:
     """A live process is only probed (signal 0), never signalled; a process that cannot be
     probed (another user's) counts as live."""
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # SIGHUP back to its default (nohup ignores it), so that a stray signal would end it
+    sleeper = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); time.sleep(60)"
+    live = subprocess.Popen([sys.executable, "-c", sleeper])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     kill = os.kill
