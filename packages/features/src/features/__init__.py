@@ -18,7 +18,7 @@ from features.compiled import Columns, CompiledPreprocessor, frame_columns
 from features.exceptions import CompileError, SpecError
 from features.records import record_model
 from features.reference import markdown_reference
-from features.schema import json_schema, json_schema_text
+from features.schema import json_schema, json_schema_text, write_text
 from features.spec import (
     NULL_TEXT,
     BooleanColumn,
@@ -75,6 +75,7 @@ __all__ = [
     "read_toml",
     "record_model",
     "validate_frame",
+    "write_text",
 ]
 
 

@@ -60,7 +60,11 @@ def spec_reference() -> str:
 
 def write_schema(*, markdown: bool, output: Path | None) -> None:
     """The schema (or, with ``markdown``, the reference) to ``output``, or to stdout."""
-    text = spec_reference() if markdown else json_schema_text(FeatureSpec)
+    write_text(spec_reference() if markdown else json_schema_text(FeatureSpec), output)
+
+
+def write_text(text: str, output: Path | None) -> None:
+    """``text`` to the file ``output`` (its folder made), or to stdout when it is None."""
     if output is None:
         sys.stdout.write(text)
     else:

@@ -219,7 +219,6 @@ def write_artifact(
         }
         Manifest.model_validate(full)
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
-        check_replaceable(directory)  # again: training took time
         if directory.exists():
             old = _new_dir(directory, "old")
             directory.rename(old / directory.name)

@@ -7,11 +7,10 @@ they cannot drift from the code; the committed copies are
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from features import json_schema, json_schema_text, markdown_reference
+from features import json_schema, json_schema_text, markdown_reference, write_text
 from model.config import TrainConfig
 from model.exceptions import ModelError
 
@@ -31,12 +30,8 @@ def config_reference() -> str:
 def write_schema(*, markdown: bool, output: Path | None) -> None:
     """The schema (or, with ``markdown``, the reference) to ``output``, or to stdout."""
     text = config_reference() if markdown else json_schema_text(TrainConfig)
-    if output is None:
-        sys.stdout.write(text)
-        return
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        write_text(text, output)
     except OSError as error:
         msg = f"{output}: cannot write: {error.strerror or error}"
         raise ModelError(msg) from None

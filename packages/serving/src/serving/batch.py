@@ -162,7 +162,8 @@ def score_file(
     check_paths(source, output=output, rejects=rejects)
     started = time.perf_counter()
     spec = artifact.spec
-    key_field = _key_field(spec, input_schema(source, spec))
+    schema = input_schema(source, spec)
+    key_field = _key_field(spec, schema)
     numbered = key_field is None
     key_field = key_field or pa.field("row", pa.int64())
     scored_schema = _unique(output_schema(artifact, key_field), output, spec)
@@ -174,7 +175,7 @@ def score_file(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,
     ):
         written: Future[None] | None = None
-        for chunk in _prefetched(read_chunks(source, spec, chunk_rows)):
+        for chunk in _prefetched(read_chunks(source, spec, chunk_rows, schema)):
             n = chunk.raw.num_rows
             key = (
                 pa.array(np.arange(offset, offset + n, dtype=np.int64))
