@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.common import median, report, timed
 from bench.data import penguins_like, write_parquet
-from features import validate_frame
+from features import validate
 from model import Artifact
 from serving import DEFAULT_CHUNK_ROWS, score_file
 
@@ -46,7 +46,7 @@ def run(
     """Throughput ratio at ``rows`` and memory at ``rows`` and ``big_rows``."""
     source = write_parquet(work / "batch.parquet", rows, seed=1)
     frame = penguins_like(rows, seed=1)
-    X = validate_frame(artifact.spec, frame).valid[artifact.spec.feature_names]
+    X = validate(artifact.spec, frame).valid.frame()[artifact.spec.feature_names]
     pipeline = artifact.pipeline  # loaded (scikit-learn imported) before the clock starts
     bare = median(timed(lambda: pipeline.predict_proba(X), runs))
     scored = median(timed(lambda: score_file(artifact, source, work / "scores.parquet"), runs))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import validate
 from model import load_default
 from serving.testing import ServerProcess
 
@@ -32,7 +33,7 @@ def test_train_then_serve_then_score(fresh_bundle: Path, tmp_path: Path) -> None
     assert (fresh_bundle / "manifest.json").is_file()
     model = load_default()
     penguins = pd.read_csv(ROOT / "data" / "penguins.csv")
-    expected = model.predict(penguins)
+    expected = model.predict(validate(model.spec, penguins).valid)
 
     with ServerProcess([], log=tmp_path / "server.log") as server:
         status, ready = server.request("/ready")
@@ -40,16 +41,17 @@ def test_train_then_serve_then_score(fresh_bundle: Path, tmp_path: Path) -> None
         records = json.loads(penguins[model.spec.feature_names].to_json(orient="records"))
         status, body = server.request("/v1/predict", {"records": records})
     assert status == 200
-    assert [p["prediction"] for p in body["predictions"]] == expected.predictions.tolist()
+    assert [p["prediction"] for p in body["predictions"]] == expected.labels.tolist()
     served = np.array([list(p["probabilities"].values()) for p in body["predictions"]])
-    np.testing.assert_allclose(served, expected.probabilities.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(served, expected.probabilities, rtol=1e-12)
 
     output = tmp_path / "scores.parquet"
     summary = run("serving.cli", "score", str(ROOT / "data" / "penguins.csv"), str(output))
     assert "344 input rows = 344 scored + 0 rejected" in summary.stdout
     scored = pd.read_parquet(output)
-    assert scored["prediction"].tolist() == expected.predictions.tolist()
-    np.testing.assert_allclose(scored["probability_Adelie"], expected.probabilities["Adelie"])
+    assert scored["prediction"].tolist() == expected.labels.tolist()
+    adelie = model.classes.index("Adelie")
+    np.testing.assert_allclose(scored["probability_Adelie"], expected.probabilities[:, adelie])
     assert set(scored["model_version"]) == {model.version}
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import FeatureSpec, validate_frame
+from features import FeatureSpec, validate
 from serving.testing import ServerProcess
 
 from .conftest import ROOT
@@ -107,7 +107,7 @@ def test_guide_sample_rows_are_valid_input(tmp_path: Path) -> None:
     (tmp_path / "spec.toml").write_text(spec_text)
     spec = FeatureSpec.from_toml(tmp_path / "spec.toml")
     frame = pd.read_csv(io.StringIO(sample))
-    assert validate_frame(spec, frame, require_target=True).report.n_invalid == 0
+    assert validate(spec, frame, target=True).report.n_invalid == 0
 
 
 def test_guide_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,6 +163,7 @@ def test_guide_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert len(scores) == ROWS
     assert list(scores.columns) == [
+        "row",
         "customer_id",
         "prediction",
         "probability_no",

@@ -9,14 +9,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
 from features import (
+    Categories,
     CompiledPreprocessor,
     CompileError,
     FeatureSpec,
     build_preprocessor,
     compile_preprocessor,
-    validate_frame,
+    validate,
 )
-from features.compiled import frame_columns
 from features.testing import sample_frame
 
 EVERY_KIND = FeatureSpec.from_dict(
@@ -61,19 +61,19 @@ EVERY_KIND = FeatureSpec.from_dict(
 
 def _fit(spec: FeatureSpec, frame: pd.DataFrame) -> tuple[Pipeline, CompiledPreprocessor]:
     fitted = build_preprocessor(spec).set_output(transform="default")
-    fitted.fit(validate_frame(spec, frame).valid)
+    fitted.fit(validate(spec, frame).valid.frame())
     return fitted, compile_preprocessor(fitted)
 
 
 def _both(spec: FeatureSpec, fitted: Pipeline, compiled: CompiledPreprocessor, frame: pd.DataFrame):
-    valid = validate_frame(spec, frame).valid
-    return fitted.transform(valid), compiled.transform(frame_columns(valid, spec.feature_names))
+    valid = validate(spec, frame).valid
+    return fitted.transform(valid.frame()), compiled.transform(valid.columns)
 
 
 def test_penguins_identical(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
     fitted, compiled = _fit(spec, penguins)
     expected, got = _both(spec, fitted, compiled, penguins)
-    assert got.shape == expected.shape == (len(validate_frame(spec, penguins).valid), 11)
+    assert got.shape == expected.shape == (len(validate(spec, penguins).valid), 11)
     np.testing.assert_array_equal(got, expected)
 
 
@@ -103,16 +103,17 @@ def test_round_trips_through_json(spec: FeatureSpec, penguins: pd.DataFrame) -> 
     _, compiled = _fit(spec, penguins)
     text = json.dumps(compiled.to_dict())
     again = CompiledPreprocessor.from_dict(json.loads(text))
-    columns = frame_columns(validate_frame(spec, penguins).valid, spec.feature_names)
+    columns = validate(spec, penguins).valid.columns
     np.testing.assert_array_equal(again.transform(columns), compiled.transform(columns))
 
 
 def test_nulls_as_none_or_nan(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
     """A null category given as None or as NaN is encoded as scikit-learn encodes a null."""
     fitted, compiled = _fit(spec, penguins)
-    valid = validate_frame(spec, penguins.head(2).assign(sex=[None, "male"])).valid
-    columns = frame_columns(valid, spec.feature_names)
-    expected = fitted.transform(valid)  # scikit-learn gets the validator's null (NaN)
+    valid = validate(spec, penguins.head(2).assign(sex=[None, "male"])).valid
+    columns = valid.columns
+    expected = fitted.transform(valid.frame())  # scikit-learn gets the validator's null (NaN)
+    np.testing.assert_allclose(compiled.transform(columns), expected, rtol=1e-12, atol=1e-12)
     for null in (None, np.nan):
         got = compiled.transform({**columns, "sex": np.array([null, "male"], dtype=object)})
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
@@ -122,20 +123,20 @@ def test_unknown_step_is_refused(spec: FeatureSpec, penguins: pd.DataFrame) -> N
     fitted = build_preprocessor(spec)
     numeric = fitted.transformers[1][1]
     numeric.steps[-1] = ("scale", PolynomialFeatures())
-    fitted.fit(validate_frame(spec, penguins).valid)
+    fitted.fit(validate(spec, penguins).valid.frame())
     with pytest.raises(CompileError, match="unsupported scaling step PolynomialFeatures"):
         compile_preprocessor(fitted)
 
 
 def test_categorical_columns_encode_like_text(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
-    """Pandas categoricals (as the Parquet reader makes them), an unknown category included,
+    """Pandas categoricals (as a Parquet reader makes them), an unknown category included,
     are encoded as scikit-learn encodes the same text."""
     fitted, compiled = _fit(spec, penguins)
     frame = penguins.assign(island=penguins["island"].where(penguins.index != 3, "Anvers"))
-    valid_text = validate_frame(spec, frame).valid
+    valid_text = validate(spec, frame).valid
     categorical = frame.astype({"island": "category", "sex": "category"})
-    as_codes = frame_columns(validate_frame(spec, categorical).valid, spec.feature_names)
-    assert isinstance(as_codes["sex"], pd.Categorical)
+    as_codes = validate(spec, categorical).valid.columns
+    assert isinstance(as_codes["sex"], Categories)
     np.testing.assert_allclose(
-        compiled.transform(as_codes), fitted.transform(valid_text), rtol=1e-12, atol=1e-12
+        compiled.transform(as_codes), fitted.transform(valid_text.frame()), rtol=1e-12, atol=1e-12
     )

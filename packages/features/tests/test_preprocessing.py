@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 
-from features import FeatureSpec, build_preprocessor, validate_frame
+from features import FeatureSpec, build_preprocessor, validate
 
 
 def test_penguins_preprocessing(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
-    valid = validate_frame(spec, penguins).valid
+    valid = validate(spec, penguins).valid.frame()
     out = build_preprocessor(spec).fit_transform(valid)
     assert out.columns.tolist() == [
         "island_Biscoe",
@@ -28,17 +28,17 @@ def test_penguins_preprocessing(spec: FeatureSpec, penguins: pd.DataFrame) -> No
 
 
 def test_unseen_category_does_not_fail(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
-    pre = build_preprocessor(spec).fit(validate_frame(spec, penguins).valid)
+    pre = build_preprocessor(spec).fit(validate(spec, penguins).valid.frame())
     new = penguins.head(2).assign(island=["Anvers", "Dream"])
-    out = pre.transform(validate_frame(spec, new).valid)
+    out = pre.transform(validate(spec, new).valid.frame())
     assert out.loc[0, ["island_Biscoe", "island_Dream", "island_Torgersen"]].sum() == 0
     assert out.loc[1, "island_Dream"] == 1
 
 
 def test_clipping_tames_outliers(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
-    pre = build_preprocessor(spec).fit(validate_frame(spec, penguins).valid)
-    extreme = validate_frame(spec, penguins.head(2).assign(bill_length_mm=[79.0, 21.0])).valid
-    typical = validate_frame(spec, penguins).valid
+    pre = build_preprocessor(spec).fit(validate(spec, penguins).valid.frame())
+    extreme = validate(spec, penguins.head(2).assign(bill_length_mm=[79.0, 21.0])).valid.frame()
+    typical = validate(spec, penguins).valid.frame()
     scaled = pre.transform(extreme)["bill_length_mm"]
     assert scaled.abs().max() <= pre.transform(typical)["bill_length_mm"].abs().max() + 1e-9
 
@@ -70,7 +70,7 @@ def test_boolean_and_ordinal() -> None:
     frame = pd.DataFrame(
         {"flag": [True, None, True], "size": ["L", "S", None], "v": [2.0, None, 3.0]}, dtype=object
     )
-    out = build_preprocessor(spec).fit_transform(validate_frame(spec, frame).valid)
+    out = build_preprocessor(spec).fit_transform(validate(spec, frame).valid.frame())
     assert out.columns.tolist() == ["flag", "size", "v"]
     assert out["flag"].tolist() == [1.0, 1.0, 1.0]
     # the null takes the most frequent value (a tie goes to the first sorted, "L"); S<M<L order

@@ -31,10 +31,20 @@ def test_demo_specs_load(spec: FeatureSpec, regression_spec: FeatureSpec) -> Non
     assert spec.ratios[0].name == "bill_length_mm_per_bill_depth_mm"
     assert regression_spec.task == "regression"
     assert regression_spec.target.kind == "numeric"
+    assert spec.ignored_columns == regression_spec.ignored_columns == ["year"]
 
 
 def test_base_is_valid() -> None:
-    assert FeatureSpec.from_dict(BASE).feature_names == ["x", "y", "colour", "flag"]
+    spec = FeatureSpec.from_dict(BASE)
+    assert spec.feature_names == ["x", "y", "colour", "flag"]
+    assert spec.unknown_fields == "error"
+    assert spec.ignored_columns == []
+    assert spec.known_columns == {"x", "y", "colour", "flag", "label"}
+
+
+def test_known_columns_include_id_and_ignored_columns() -> None:
+    spec = FeatureSpec.from_dict(variant(id_column="tag", ignored_columns=["year", "note"]))
+    assert spec.known_columns == {"x", "y", "colour", "flag", "label", "tag", "year", "note"}
 
 
 @pytest.mark.parametrize(
@@ -95,6 +105,22 @@ def test_base_is_valid() -> None:
             "ratio 'x_per_colour' uses 'colour', which is not a numeric feature",
         ),
         (variant(id_column="x"), "id_column 'x' is also a feature or the target"),
+        (
+            variant(ignored_columns=["label"]),
+            "ignored_columns ['label'] are also features, the target or the id column",
+        ),
+        (
+            variant(unknown_fields="warn"),
+            "unknown_fields: Input should be 'error' or 'ignore'",
+        ),
+        (
+            variant(features=[{"name": "g", "kind": "integer_categorical", "categories": ["a"]}]),
+            "features.0.integer_categorical.categories.0: Input should be a valid integer",
+        ),
+        (
+            variant(features=[{"name": "c", "kind": "categorical", "categories": ["a", "NA"]}]),
+            "categories ['NA'] are texts that mean null",
+        ),
     ],
 )
 def test_bad_spec_names_the_problem(data: dict[str, object], message: str) -> None:

@@ -7,56 +7,100 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from features import FeatureSpec, ValidationReport, record_model, validate_frame
+from features import Categories, FeatureSpec, InputError, ValidationReport, record_model, validate
 from features.testing import sample_frame
 
 
-def issues_of(spec: FeatureSpec, frame: pd.DataFrame, **kwargs: bool) -> list[tuple[int, str, str]]:
-    report = validate_frame(spec, frame, **kwargs).report
-    return list(report.issues.itertuples(index=False, name=None))
+def issues_of(spec: FeatureSpec, data: object, **kwargs: bool) -> list[tuple[int, str, str]]:
+    return list(validate(spec, data, **kwargs).report)
+
+
+def lenient(spec: FeatureSpec, **changes: object) -> FeatureSpec:
+    """``spec`` with unknown columns ignored (and any other changes)."""
+    return FeatureSpec.from_dict(
+        {**spec.model_dump(mode="json"), "unknown_fields": "ignore", **changes}
+    )
 
 
 def test_penguins_table_is_valid(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
-    result = validate_frame(spec, penguins, require_target=True)
-    assert result.report.n_valid == len(penguins) == 344
-    assert result.report.extra_columns == ("year",)
+    result = validate(spec, penguins, target=True)
+    assert result.report.n_valid == len(penguins) == len(result.valid) == 344
+    assert result.report.ignored_columns == ()  # "year" is declared in ignored_columns
     assert list(result.valid.columns) == [*spec.feature_names, "species"]
-    assert result.valid["bill_length_mm"].dtype == np.float64
+    assert result.valid.columns["bill_length_mm"].dtype == np.float64
+    assert isinstance(result.valid.columns["island"], Categories)
+    assert result.valid.rows.tolist() == list(range(344))
 
 
 def test_regression_target_nulls_are_reported(
     regression_spec: FeatureSpec, penguins: pd.DataFrame
 ) -> None:
-    result = validate_frame(regression_spec, penguins, require_target=True)
+    result = validate(regression_spec, penguins, target=True)
     assert result.report.invalid_rows.tolist() == [3, 271]
     assert set(result.report.issues["reason"]) == {"null not allowed"}
     assert len(result.valid) == 342
+    assert 3 not in result.valid.rows
+    assert 271 not in result.valid.rows
     assert "3 rows" not in result.report.summary()
     assert "body_mass_g: null not allowed (2 rows)" in result.report.summary()
 
 
-@pytest.mark.parametrize(
-    ("column", "value", "reason"),
-    [
-        ("bill_length_mm", "long", "wrong type: expected a number"),
-        ("bill_length_mm", True, "wrong type: expected a number"),
-        ("bill_length_mm", math.inf, "not finite"),
-        ("bill_length_mm", -math.inf, "not finite"),
-        ("bill_length_mm", 95.0, "above maximum 80"),
-        ("bill_length_mm", 5.0, "below minimum 20"),
-        ("sex", "unknown", "category not allowed (allowed: female, male)"),
-        ("sex", 1, "wrong type: expected a string"),
-        ("island", None, "null not allowed"),
-        ("island", math.nan, "null not allowed"),
-    ],
-)
+RULES = [
+    ("bill_length_mm", "long", "wrong type: expected a number"),
+    ("bill_length_mm", "3,750", "wrong type: expected a number"),
+    ("bill_length_mm", " 39.5", "wrong type: expected a number"),
+    ("bill_length_mm", "NaN", "wrong type: expected a number"),
+    ("bill_length_mm", True, "wrong type: expected a number"),
+    ("bill_length_mm", math.inf, "not finite"),
+    ("bill_length_mm", -math.inf, "not finite"),
+    ("bill_length_mm", 95.0, "above maximum 80"),
+    ("bill_length_mm", "95", "above maximum 80"),
+    ("bill_length_mm", 5.0, "below minimum 20"),
+    ("sex", "unknown", "category not allowed (allowed: female, male)"),
+    ("sex", "Female", "category not allowed (allowed: female, male)"),
+    ("sex", 1, "wrong type: expected a string"),
+    ("island", None, "null not allowed"),
+    ("island", "NA", "null not allowed"),
+    ("island", "", "null not allowed"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), RULES)
+@pytest.mark.parametrize("door", ["records", "frame"])
 def test_each_rule_reports_row_column_reason(
-    spec: FeatureSpec, record: dict[str, object], column: str, value: object, reason: str
+    spec: FeatureSpec,
+    record: dict[str, object],
+    door: str,
+    column: str,
+    value: object,
+    reason: str,
 ) -> None:
-    frame = pd.DataFrame([record, {**record, column: value}, record])
-    result = validate_frame(spec, frame)
-    assert issues_of(spec, frame) == [(1, column, reason)]
-    assert result.valid.index.tolist() == [0, 2]
+    records = [record, {**record, column: value}, record]
+    data = records if door == "records" else pd.DataFrame(records)
+    result = validate(spec, data)
+    assert list(result.report) == [(1, column, reason)]
+    assert result.valid.rows.tolist() == [0, 2]
+
+
+def test_nan_is_null_in_a_frame_but_not_finite_in_records(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    """pandas' NaN means null; a typed NaN in JSON records is a number that is not finite."""
+    rows = [record, {**record, "island": math.nan, "bill_length_mm": math.nan}]
+    assert issues_of(spec, pd.DataFrame(rows)) == [(1, "island", "null not allowed")]
+    assert issues_of(spec, rows) == [
+        (1, "island", "wrong type: expected a string"),
+        (1, "bill_length_mm", "not finite"),
+    ]
+
+
+def test_numeric_text_is_parsed(spec: FeatureSpec, record: dict[str, object]) -> None:
+    rows = [{**record, "bill_length_mm": text} for text in ("39.5", "+40", "4e1", ".5e2", "NA")]
+    result = validate(spec, rows)
+    assert list(result.report) == []
+    np.testing.assert_array_equal(
+        result.valid.columns["bill_length_mm"], [39.5, 40.0, 40.0, 50.0, np.nan]
+    )
 
 
 def test_typed_columns_are_checked_without_objects(
@@ -71,69 +115,75 @@ def test_typed_columns_are_checked_without_objects(
     ]
 
 
-def test_missing_column_rejects_every_row(spec: FeatureSpec, record: dict[str, object]) -> None:
+def test_missing_column_refuses_the_whole_input(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
     frame = pd.DataFrame([record, record]).drop(columns="sex")
-    result = validate_frame(spec, frame)
-    assert result.report.missing_columns == ("sex",)
-    assert issues_of(spec, frame) == [(0, "sex", "missing column"), (1, "sex", "missing column")]
-    assert result.valid.empty
+    with pytest.raises(InputError, match="column 'sex': column missing") as caught:
+        validate(spec, frame, source="frame.csv")
+    assert caught.value.problems == [(None, "sex", "column missing")]
+    assert caught.value.total == 1
+    assert str(caught.value).startswith("frame.csv: input refused:")
 
 
 def test_wrong_dtype_column(spec: FeatureSpec, record: dict[str, object]) -> None:
     frame = pd.DataFrame([record, record])
     frame["flipper_length_mm"] = pd.to_datetime(["2020-01-01", "2020-01-02"])
-    assert {r for _, _, r in issues_of(spec, frame)} == {"wrong type: expected a number"}
+    assert issues_of(spec, frame) == [
+        (0, "flipper_length_mm", "wrong type: expected a number"),
+        (1, "flipper_length_mm", "wrong type: expected a number"),
+    ]
 
 
 def test_target_checked_only_when_required(spec: FeatureSpec, record: dict[str, object]) -> None:
     frame = pd.DataFrame([{**record, "species": "Emperor"}])
-    assert issues_of(spec, frame) == []
-    assert issues_of(spec, frame, require_target=True) == [
+    result = validate(spec, frame)
+    assert list(result.report) == []
+    assert "species" not in result.valid.columns
+    assert issues_of(spec, frame, target=True) == [
         (0, "species", "category not allowed (allowed: Adelie, Chinstrap, Gentoo)")
     ]
 
 
 def test_boolean_column() -> None:
-    spec = FeatureSpec.from_dict(
-        {
-            "name": "b",
-            "task": "regression",
-            "target": {"name": "y", "kind": "numeric"},
-            "features": [{"name": "flag", "kind": "boolean", "nullable": False}],
-        }
-    )
-    frame = pd.DataFrame({"flag": [True, False, "yes", None, 1]}, dtype=object)
-    result = validate_frame(spec, frame)
-    assert issues_of(spec, frame) == [
+    spec = flag_spec(nullable=False)
+    frame = pd.DataFrame({"flag": [True, False, "yes", None, 1, "TRUE", "False"]}, dtype=object)
+    result = validate(spec, frame)
+    assert list(result.report) == [
         (2, "flag", "wrong type: expected true or false"),
         (3, "flag", "null not allowed"),
         (4, "flag", "wrong type: expected true or false"),
     ]
-    assert result.valid["flag"].tolist() == [1.0, 0.0]
+    assert result.valid.columns["flag"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert result.valid.rows.tolist() == [0, 1, 5, 6]
 
 
-def test_id_column_is_carried_and_extra_reported(
-    record: dict[str, object], spec: FeatureSpec
-) -> None:
-    with_id = FeatureSpec.from_dict({**spec.model_dump(mode="json"), "id_column": "tag"})
+def test_id_column_is_accepted_and_not_read(record: dict[str, object], spec: FeatureSpec) -> None:
+    with_id = lenient(spec, id_column="tag")
     frame = pd.DataFrame([{**record, "tag": "P-1", "note": "x"}])
-    result = validate_frame(with_id, frame)
-    assert result.valid["tag"].tolist() == ["P-1"]
-    assert result.report.extra_columns == ("note",)
+    result = validate(with_id, frame)
+    assert result.report.n_valid == 1
+    assert list(result.valid.columns) == spec.feature_names  # the id is not a feature
+    assert result.report.ignored_columns == ("note",)
+    strict = FeatureSpec.from_dict({**spec.model_dump(mode="json"), "id_column": "tag"})
+    with pytest.raises(InputError, match="'note': unknown column"):
+        validate(strict, frame)
 
 
 def test_reasons_by_row_joins_every_problem(spec: FeatureSpec, record: dict[str, object]) -> None:
     frame = pd.DataFrame([record, {**record, "sex": "x", "bill_depth_mm": 99.0}])
-    reasons = validate_frame(spec, frame).report.reasons_by_row()
-    assert reasons["row"].tolist() == [1]
-    assert reasons["reasons"].tolist() == [
+    rows, reasons = validate(spec, frame).report.reasons_by_row()
+    assert rows.tolist() == [1]
+    assert reasons.tolist() == [
         "bill_depth_mm: above maximum 30; sex: category not allowed (allowed: female, male)"
     ]
 
 
 def test_sample_frame_is_valid(spec: FeatureSpec) -> None:
     frame = sample_frame(spec, 500, seed=3)
-    assert validate_frame(spec, frame, require_target=True).report.n_invalid == 0
+    result = validate(spec, frame, target=True)
+    assert result.report.n_invalid == 0
+    assert len(result.valid) == 500
 
 
 # The columnar validator and the record model must agree on every record.
@@ -142,12 +192,12 @@ values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-10, 10_000),
     st.booleans(),
-    st.sampled_from(["Dream", "Biscoe", "Anvers", "female", "male", "other", "", "42"]),
+    st.sampled_from(["Dream", "Biscoe", "Anvers", "female", "male", "other", "", "NA", "42"]),
 )
 
 
 def typed(spec: FeatureSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame as the readers make it where its values allow: numbers as float64 (NaN for
+    """The frame as readers make it where its values allow: numbers as float64 (NaN for
     null), text as pandas categoricals."""
     frame = frame.copy()
     for column in spec.features:
@@ -186,18 +236,24 @@ def test_validator_agrees_with_record_model(
     spec: FeatureSpec, rows: list[dict[str, object]], as_read: bool
 ) -> None:
     """Every record, NaN included (in a frame NaN is a null: the reference gets None), as
-    object columns or typed as the readers make them (float64, categoricals)."""
+    object columns or typed as readers make them (float64, categoricals); and the same
+    records validated as a batch of JSON records."""
     Record = record_model(spec)
     frame = pd.DataFrame(rows, columns=spec.feature_names, dtype=object)
     frame = typed(spec, frame) if as_read else frame
-    invalid = set(validate_frame(spec, frame).report.invalid_rows.tolist())
-    for position, row in enumerate(rows):
-        full = {
+    invalid = set(validate(spec, frame).report.invalid_rows.tolist())
+    full = [
+        {
             name: None if isinstance(v, float) and math.isnan(v) else v
             for name, v in ((name, row.get(name)) for name in spec.feature_names)
         }
+        for row in rows
+    ]
+    as_records = set(validate(spec, full).report.invalid_rows.tolist())
+    assert as_records == invalid
+    for position, row in enumerate(full):
         try:
-            Record.model_validate(full)
+            Record.model_validate(row)
             accepted = True
         except ValidationError:
             accepted = False
@@ -207,32 +263,41 @@ def test_validator_agrees_with_record_model(
 def test_pandas_categorical_input_is_checked_like_text(
     spec: FeatureSpec, penguins: pd.DataFrame
 ) -> None:
-    """What the batch scorer reads (Arrow dictionaries become pandas categoricals) gets the
-    same verdicts as plain text, and stays categorical."""
+    """What a Parquet reader makes (Arrow dictionaries become pandas categoricals) gets the
+    same verdicts, and the same values, as plain text."""
     frame = penguins.head(8).astype({"island": object, "sex": object})
     frame.loc[1, "sex"] = "x"  # not an allowed category
     frame.loc[2, "sex"] = 3  # not text
     frame.loc[3, "sex"] = None  # null (allowed)
     frame.loc[4, "island"] = "Anvers"  # unknown island: allowed by the spec
-    as_text = validate_frame(spec, frame)
-    as_categories = validate_frame(spec, frame.astype({"island": "category", "sex": "category"}))
+    as_text = validate(spec, frame)
+    as_categories = validate(spec, frame.astype({"island": "category", "sex": "category"}))
     pd.testing.assert_frame_equal(as_categories.report.issues, as_text.report.issues)
     assert as_categories.report.invalid_rows.tolist() == [1, 2]
-    assert isinstance(as_categories.valid["sex"].dtype, pd.CategoricalDtype)
-    pd.testing.assert_frame_equal(
-        as_categories.valid.astype({"island": object, "sex": object}), as_text.valid
+    assert isinstance(as_categories.valid.columns["sex"], Categories)
+    pd.testing.assert_frame_equal(as_categories.valid.frame(), as_text.valid.frame())
+
+
+def test_pandas_text_categoricals_stay_codes(spec: FeatureSpec, penguins: pd.DataFrame) -> None:
+    """A categorical of text is read once per category: its values come out right."""
+    frame = penguins.astype({"island": "category", "sex": "category"})
+    valid = validate(spec, frame).valid
+    sex = valid.columns["sex"]
+    assert isinstance(sex, Categories)
+    assert len(sex.categories) <= 2  # per category, not per row
+    np.testing.assert_array_equal(
+        valid.frame()["sex"].fillna("?").to_numpy(), penguins["sex"].fillna("?").to_numpy()
     )
 
 
 def test_bounds_are_inclusive(spec: FeatureSpec, record: dict[str, object]) -> None:
-    """``min`` and ``max`` are allowed values, as in the record model (``ge``/``le``)."""
-    frame = pd.DataFrame(
-        [
-            {**record, "bill_length_mm": 20.0, "bill_depth_mm": 30.0},
-            {**record, "bill_length_mm": 80.0, "bill_depth_mm": 10.0},
-        ]
-    )
-    assert issues_of(spec, frame) == []
+    """``min`` and ``max`` are allowed values, as in the JSON schema (minimum/maximum)."""
+    rows = [
+        {**record, "bill_length_mm": 20.0, "bill_depth_mm": 30.0},
+        {**record, "bill_length_mm": 80.0, "bill_depth_mm": 10.0},
+    ]
+    assert issues_of(spec, pd.DataFrame(rows)) == []
+    assert issues_of(spec, rows) == []
 
 
 def test_typed_columns_of_the_wrong_kind_are_rejected(
@@ -244,12 +309,12 @@ def test_typed_columns_of_the_wrong_kind_are_rejected(
     frame["bill_length_mm"] = pd.Series([True, False], dtype=bool)
     frame["island"] = pd.Series([1.0, np.nan])
     frame["sex"] = pd.Series([1, 2], dtype=np.int64)
-    assert issues_of(spec, frame) == [
-        (0, "bill_length_mm", "wrong type: expected a number"),
+    assert issues_of(spec, frame) == [  # by row, then column in spec order
         (0, "island", "wrong type: expected a string"),
+        (0, "bill_length_mm", "wrong type: expected a number"),
         (0, "sex", "wrong type: expected a string"),
-        (1, "bill_length_mm", "wrong type: expected a number"),
         (1, "island", "null not allowed"),
+        (1, "bill_length_mm", "wrong type: expected a number"),
         (1, "sex", "wrong type: expected a string"),
     ]
 
@@ -268,34 +333,35 @@ def flag_spec(*, nullable: bool) -> FeatureSpec:
 def test_boolean_typed_columns() -> None:
     spec = flag_spec(nullable=True)
     as_bools = pd.DataFrame({"flag": pd.Series([True, False], dtype=bool)})
-    result = validate_frame(spec, as_bools)
-    assert issues_of(spec, as_bools) == []
-    assert result.valid["flag"].tolist() == [1.0, 0.0]
-    assert result.valid["flag"].dtype == np.float64
+    result = validate(spec, as_bools)
+    assert list(result.report) == []
+    assert result.valid.columns["flag"].tolist() == [1.0, 0.0]
+    assert result.valid.columns["flag"].dtype == np.float64
     as_numbers = pd.DataFrame({"flag": pd.Series([1.0, np.nan, 0.0])})
     assert issues_of(spec, as_numbers) == [
         (0, "flag", "wrong type: expected true or false"),
         (2, "flag", "wrong type: expected true or false"),
     ]
-    assert validate_frame(spec, as_numbers).valid.index.tolist() == [1]
+    assert validate(spec, as_numbers).valid.rows.tolist() == [1]
 
 
 def test_boolean_nulls_stay_missing() -> None:
-    """A null (None or NaN) in a nullable boolean column is missing (NaN), never ``false``
-    and never the wrong type."""
+    """A null (None, NaN or a null text) in a nullable boolean column is missing (NaN), never
+    ``false`` and never the wrong type."""
     spec = flag_spec(nullable=True)
-    frame = pd.DataFrame({"flag": [True, None, False, "yes", math.nan]}, dtype=object)
-    result = validate_frame(spec, frame)
-    assert issues_of(spec, frame) == [(3, "flag", "wrong type: expected true or false")]
-    assert result.valid.index.tolist() == [0, 1, 2, 4]
-    np.testing.assert_array_equal(result.valid["flag"], [1.0, np.nan, 0.0, np.nan])
+    frame = pd.DataFrame({"flag": [True, None, False, "yes", math.nan, "NA"]}, dtype=object)
+    result = validate(spec, frame)
+    assert list(result.report) == [(3, "flag", "wrong type: expected true or false")]
+    assert result.valid.rows.tolist() == [0, 1, 2, 4, 5]
+    np.testing.assert_array_equal(result.valid.columns["flag"], [1.0, np.nan, 0.0, np.nan, np.nan])
 
 
 def test_id_column_may_be_absent(record: dict[str, object], spec: FeatureSpec) -> None:
     with_id = FeatureSpec.from_dict({**spec.model_dump(mode="json"), "id_column": "tag"})
-    result = validate_frame(with_id, pd.DataFrame([record]))
-    assert result.report.n_valid == 1
-    assert list(result.valid.columns) == spec.feature_names
+    for data in (pd.DataFrame([record]), [record]):
+        result = validate(with_id, data)
+        assert result.report.n_valid == 1
+        assert list(result.valid.columns) == spec.feature_names
 
 
 def test_reasons_by_row_one_line_per_rejected_row(
@@ -311,13 +377,13 @@ def test_reasons_by_row_one_line_per_rejected_row(
             {**record, "island": None},
         ]
     )
-    reasons = validate_frame(spec, frame).report.reasons_by_row()
-    assert reasons["row"].tolist() == [1, 2, 4, 5]
-    assert reasons["reasons"].tolist() == [
+    rows, reasons = validate(spec, frame).report.reasons_by_row()
+    assert rows.tolist() == [1, 2, 4, 5]
+    assert reasons.tolist() == [  # columns in spec order
         "sex: category not allowed (allowed: female, male)",
-        "bill_depth_mm: above maximum 30; bill_length_mm: below minimum 20; "
-        "island: null not allowed",
-        "body_mass_g: not finite; flipper_length_mm: wrong type: expected a number",
+        "island: null not allowed; bill_length_mm: below minimum 20; "
+        "bill_depth_mm: above maximum 30",
+        "flipper_length_mm: wrong type: expected a number; body_mass_g: not finite",
         "island: null not allowed",
     ]
 
@@ -325,32 +391,38 @@ def test_reasons_by_row_one_line_per_rejected_row(
 def test_reasons_by_row_of_issues_out_of_order() -> None:
     """A report built by hand (say, from chunks) need not be sorted: rows come out sorted,
     each row's problems in the order they were listed."""
-    issues = pd.DataFrame(
-        {"row": [7, 2, 7, 2, 9], "column": ["b", "z", "a", "a", "c"], "reason": list("vwxyz")}
+    report = ValidationReport(
+        10,
+        np.array([7, 2, 7, 2, 9]),
+        np.array(["b", "z", "a", "a", "c"], dtype=object),
+        np.array(list("vwxyz"), dtype=object),
     )
-    reasons = ValidationReport(10, issues).reasons_by_row()
-    assert reasons["row"].tolist() == [2, 7, 9]
-    assert reasons["reasons"].tolist() == ["z: w; a: y", "b: v; a: x", "c: z"]
+    rows, reasons = report.reasons_by_row()
+    assert rows.tolist() == [2, 7, 9]
+    assert reasons.tolist() == ["z: w; a: y", "b: v; a: x", "c: z"]
+    assert report.invalid_rows.tolist() == [2, 7, 9]
+    assert (report.n_invalid, report.n_valid) == (3, 7)
 
 
-def test_clean_report_frames_keep_their_columns(
-    spec: FeatureSpec, record: dict[str, object]
-) -> None:
-    """The batch scorer reads ``row`` of every chunk's report, clean ones included."""
-    report = validate_frame(spec, pd.DataFrame([record])).report
+def test_clean_report_keeps_its_shape(spec: FeatureSpec, record: dict[str, object]) -> None:
+    """The batch scorer reads the rows and reasons of every chunk's report, clean ones too."""
+    report = validate(spec, pd.DataFrame([record])).report
     assert list(report.issues.columns) == ["row", "column", "reason"]
     assert report.issues["row"].dtype == np.int64
-    reasons = report.reasons_by_row()
-    assert list(reasons.columns) == ["row", "reasons"]
-    assert reasons.empty
-    assert reasons["row"].dtype == np.int64
+    assert report.issues.empty
+    rows, reasons = report.reasons_by_row()
+    assert len(rows) == len(reasons) == 0
+    assert rows.dtype == np.int64
+    assert report.invalid_rows.tolist() == []
+    assert list(report) == []
     assert report.summary() == "1 rows: 1 valid, 0 rejected"
 
 
 def test_summary_lists_the_ten_commonest_problems(
     spec: FeatureSpec, record: dict[str, object]
 ) -> None:
-    """Most rows first, ties in column then reason order; extra columns named."""
+    """Most rows first, ties in column then reason order; ignored unknown columns named (not
+    the ones the spec declares in ``ignored_columns``)."""
     changes = [
         *[{"bill_length_mm": 1.0}] * 3,
         *[{"body_mass_g": math.inf}] * 2,
@@ -361,7 +433,7 @@ def test_summary_lists_the_ten_commonest_problems(
     ]
     rows = [record, *({**record, **change} for change in changes)]
     frame = pd.DataFrame(rows).assign(year=2008, note="")
-    assert validate_frame(spec, frame).report.summary() == "\n".join(
+    assert validate(lenient(spec), frame).report.summary() == "\n".join(
         [
             "16 rows: 1 valid, 15 rejected",
             "  bill_length_mm: below minimum 20 (3 rows)",
@@ -374,6 +446,30 @@ def test_summary_lists_the_ten_commonest_problems(
             "  body_mass_g: above maximum 7000 (1 rows)",
             "  body_mass_g: below minimum 2000 (1 rows)",
             "  flipper_length_mm: above maximum 260 (1 rows)",
-            "  extra columns ignored: year, note",
+            "  columns ignored: note",
         ]
     )
+
+
+def test_valid_rows_frame_is_indexed_by_input_position(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    rows = [{**record, "sex": "x"}, record, {**record, "sex": None, "bill_length_mm": "41"}]
+    valid = validate(spec, rows).valid
+    frame = valid.frame()
+    assert frame.index.tolist() == valid.rows.tolist() == [1, 2]
+    assert list(frame.columns) == spec.feature_names
+    assert frame["bill_length_mm"].dtype == np.float64
+    assert frame["bill_length_mm"].tolist() == [46.5, 41.0]
+    assert frame["sex"].dtype == object
+    assert frame["sex"].iloc[0] == "female"
+    assert pd.isna(frame["sex"].iloc[1])
+    assert repr(valid) == "ValidRows('penguins_species': 2 of 3 rows)"
+
+
+def test_not_records_is_refused(spec: FeatureSpec, record: dict[str, object]) -> None:
+    with pytest.raises(InputError) as caught:
+        validate(spec, [record, "not a record"])
+    assert caught.value.problems == [(1, None, "expected an object (a record of fields)")]
+    with pytest.raises(TypeError, match="cannot validate a dict"):
+        validate(spec, record)

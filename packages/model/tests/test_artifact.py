@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 import features
 import model
-from features import SpecError, frame_columns
+from features import SpecError, validate
 from model import (
     FORMAT_VERSION,
     Artifact,
@@ -28,15 +28,10 @@ from model import (
     save_result,
     train,
 )
-from model.artifact import (
-    INFERENCE_FILE,
-    MANIFEST_FILE,
-    PIPELINE_FILE,
-    sha256_file,
-    write_artifact,
-)
-from model.estimators import HistGradientBoosting, RandomForest
+from model.manifest import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
+from model.predictor import load_pipeline
 from model.saving import manifest_for
+from model.store import write_artifact
 
 
 def edit_manifest(path: Path, **changes: object) -> None:
@@ -96,15 +91,16 @@ def test_loaded_artifact_predicts_like_the_trained_pipeline(
     artifact: Artifact, species_result: TrainResult, penguins: pd.DataFrame
 ) -> None:
     X = penguins.drop(columns=["species"])
-    prediction = artifact.predict(X)
+    prediction = artifact.predict(validate(artifact.spec, X).valid)
+    assert prediction.probabilities is not None
     np.testing.assert_allclose(  # the compiled form sums in its own order: equal to rounding
-        prediction.probabilities.to_numpy(),
+        prediction.probabilities,
         species_result.pipeline.predict_proba(X[artifact.spec.feature_names]),
         rtol=1e-12,
         atol=1e-15,
     )
-    assert prediction.probabilities.columns.tolist() == ["Adelie", "Chinstrap", "Gentoo"]
-    assert (prediction.predictions == penguins["species"]).mean() > 0.97
+    assert artifact.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert (prediction.labels == penguins["species"].to_numpy()).mean() > 0.97
 
 
 def test_predictions_align_with_input_and_report_rejects(
@@ -113,12 +109,18 @@ def test_predictions_align_with_input_and_report_rejects(
     X = penguins.drop(columns=["species"]).head(6).set_axis(list("abcdef"))
     X.loc["b", "bill_depth_mm"] = -1.0
     X.loc["e", "sex"] = "x"
-    prediction = artifact.predict(X)
-    assert prediction.predictions.index.tolist() == ["a", "c", "d", "f"]
+    result = validate(artifact.spec, X)
+    prediction = artifact.predict(result.valid)
+    assert prediction.rows.tolist() == [0, 2, 3, 5]
     assert prediction.probabilities is not None
-    assert prediction.probabilities.index.tolist() == ["a", "c", "d", "f"]
-    assert prediction.report.invalid_rows.tolist() == [1, 4]
+    assert len(prediction.probabilities) == len(prediction.labels) == 4
+    assert result.report.invalid_rows.tolist() == [1, 4]
     assert np.allclose(prediction.probabilities.sum(axis=1), 1.0)
+
+
+def test_predict_takes_only_validated_rows(artifact: Artifact, penguins: pd.DataFrame) -> None:
+    with pytest.raises(TypeError, match=r"features\.ValidRows"):
+        artifact.predict(penguins)  # type: ignore[arg-type]
 
 
 def test_changed_file_is_refused(copy: Path) -> None:
@@ -171,13 +173,30 @@ def test_untrusted_type_is_refused(copy: Path, artifact: Artifact) -> None:
     crafted = Pipeline([("sneaky", Sneaky()), *artifact.pipeline.steps])
     sio.dump(crafted, copy / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
     rehash(copy)
-    loaded = load_artifact(copy)  # the compiled form is data only; the skops file waits
-    with pytest.raises(ArtifactError, match=r"holds types outside the trusted list: .*Sneaky"):
-        _ = loaded.pipeline
+    with pytest.raises(ArtifactError, match=r"types outside the allowed list: .*Sneaky"):
+        load_artifact(copy)  # the compiled form would never load the pipeline: audited anyway
     (copy / INFERENCE_FILE).unlink()
     rehash(copy)
+    with pytest.raises(ArtifactError, match=r"types outside the allowed list: .*Sneaky"):
+        load_artifact(copy)
+
+
+def test_skops_audits_again_where_the_pipeline_loads(copy: Path, artifact: Artifact) -> None:
+    """Defence in depth: were the load-time audit passed, skops' own would still refuse."""
+    crafted = Pipeline([("sneaky", Sneaky()), *artifact.pipeline.steps])
+    sio.dump(crafted, copy / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
     with pytest.raises(ArtifactError, match=r"holds types outside the trusted list: .*Sneaky"):
-        load_artifact(copy)  # without a compiled form the pipeline is audited at once
+        load_pipeline(copy / PIPELINE_FILE)
+
+
+def test_training_never_writes_an_artifact_loading_would_refuse(
+    artifact: Artifact, species_result: TrainResult, tmp_path: Path
+) -> None:
+    crafted = Pipeline([("sneaky", Sneaky()), *artifact.pipeline.steps])
+    manifest = manifest_for(species_result)
+    with pytest.raises(ArtifactError, match=r"types outside the allowed list: .*Sneaky"):
+        write_artifact(tmp_path / "out", crafted, manifest, "a card", species_result.compiled)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_format_version_is_refused(copy: Path) -> None:
@@ -222,24 +241,16 @@ def test_unlisted_file_is_refused(copy: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["random_forest", "hist_gradient_boosting"])
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_every_estimator_round_trips(
-    species_config, body_mass_config, penguins: pd.DataFrame, tmp_path: Path, kind: str, task: str
-) -> None:
+def test_every_estimator_round_trips(trained, penguins: pd.DataFrame, kind: str, task: str) -> None:
     """TRUSTED_TYPES covers every estimator of the registry for both tasks, and the loaded
     artifact predicts what the pipeline predicts (for classifiers: from one predict_proba pass)."""
-    config = species_config if task == "classification" else body_mass_config
-    estimator = (
-        RandomForest(kind=kind, n_estimators=15)
-        if kind == "random_forest"
-        else HistGradientBoosting(kind=kind, max_iter=15)
-    )
-    result = train(config.model_copy(update={"estimator": estimator}))
-    loaded = load_artifact(save_result(result, tmp_path / kind))
+    result, folder = trained(kind, task)
+    loaded = load_artifact(folder)
     assert loaded.compiled is not None, "the preprocessing compiles for every estimator"
     assert loaded.compiled.estimator is None, "trees are left to scikit-learn"
     X = penguins.drop(columns=[loaded.spec.target.name])
     np.testing.assert_array_equal(
-        loaded.predict(X).predictions.to_numpy(),
+        loaded.predict(validate(loaded.spec, X).valid).labels,
         result.pipeline.predict(X[loaded.spec.feature_names]),
     )
 
@@ -253,9 +264,10 @@ def test_compiled_form_predicts_like_the_pipeline(
     loaded = load_artifact(save_result(result, tmp_path / task))
     assert loaded.compiled is not None
     assert loaded.compiled.estimator is not None
-    valid = features.validate_frame(loaded.spec, penguins).valid
-    labels, proba = loaded.predict_valid(frame_columns(valid, loaded.spec.feature_names))
-    X = valid[loaded.spec.feature_names]
+    valid = validate(loaded.spec, penguins).valid
+    predicted = loaded.predict(valid)
+    labels, proba = predicted.labels, predicted.probabilities
+    X = valid.frame()[loaded.spec.feature_names]
     if task == "classification":
         np.testing.assert_allclose(proba, result.pipeline.predict_proba(X), rtol=1e-12, atol=1e-15)
         assert labels.tolist() == result.pipeline.predict(X).tolist()
@@ -271,13 +283,11 @@ def test_compiled_artifact_predicts_without_scikit_learn(
     row = penguins.drop(columns=["species"]).head(1).to_dict(orient="records")[0]
     script = f"""
 import sys
-import numpy as np
+from features import validate
 from model import load_artifact
 artifact = load_artifact({str(saved)!r})
-columns = {{k: np.array([v], dtype=object if isinstance(v, str) else float)
-            for k, v in {row!r}.items() if k in artifact.spec.feature_names}}
-labels, proba = artifact.predict_valid(columns)
-heavy = sorted({{"sklearn", "scipy", "pandas", "skops"}} & set(sys.modules))
+labels = artifact.predict(validate(artifact.spec, [{row!r}]).valid).labels
+heavy = sorted({{"sklearn", "scipy", "pandas", "skops", "pyarrow"}} & set(sys.modules))
 print(labels[0], heavy)
 """
     out = subprocess.run(
@@ -306,7 +316,7 @@ def test_artifact_without_compiled_form_predicts_with_scikit_learn(
     assert loaded.compiled is None
     X = penguins.drop(columns=["species"])
     np.testing.assert_array_equal(
-        loaded.predict(X).probabilities.to_numpy(),
+        loaded.predict(validate(loaded.spec, X).valid).probabilities,
         species_result.pipeline.predict_proba(X[loaded.spec.feature_names]),
     )
 
@@ -381,9 +391,8 @@ def test_zip_that_is_no_skops_file_is_refused(copy: Path) -> None:
     with zipfile.ZipFile(copy / PIPELINE_FILE, "w") as archive:
         archive.writestr("notes.txt", "not a pipeline")
     rehash(copy)
-    loaded = load_artifact(copy)  # the compiled form predicts: the skops file waits
     with pytest.raises(ArtifactError, match=r"pipeline\.skops: unreadable skops file: "):
-        _ = loaded.pipeline
+        load_artifact(copy)  # even when the compiled form predicts and the pipeline waits
 
 
 def test_skops_file_without_a_pipeline_is_refused(copy: Path, artifact: Artifact) -> None:

@@ -13,8 +13,8 @@ from sklearn import metrics
 import model
 import model.training
 from model import ArtifactError, load_artifact, load_default
-from model.artifact import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
 from model.cli import main
+from model.manifest import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
 from model.testing import bundle_set_aside
 
 DEEP = 100_000  # JSON nesting far past the recursion limit
@@ -505,9 +505,9 @@ def test_sigterm_during_training_leaves_nothing_and_a_killed_run_is_reclaimed(
     output = tmp_path / "artifact"
     code = """
 import signal, sys, time
-import model.artifact
+import model.store
 from model.cli import main
-dump = model.artifact.write_artifact
+dump = model.store.write_artifact
 def slow(directory, *args, **kwargs):
     original = __import__("skops.io", fromlist=["dump"]).dump
     def dump_then_wait(*a, **k):
@@ -516,7 +516,7 @@ def slow(directory, *args, **kwargs):
         time.sleep(60)
     sys.modules["skops.io"].dump = dump_then_wait
     return dump(directory, *args, **kwargs)
-model.artifact.write_artifact = slow
+model.store.write_artifact = slow
 sys.exit(main(["train", "--output", sys.argv[1]]))
 """
     process = subprocess.Popen(

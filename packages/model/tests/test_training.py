@@ -6,7 +6,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from features import validate_frame
+from features import validate
 from model import ConfigError, DataError, TrainConfig, TrainResult, train
 from model.estimators import HistGradientBoosting, RandomForest
 from model.training import compile_checked
@@ -73,10 +73,11 @@ def test_a_disagreeing_numpy_form_is_not_shipped(
     assert species_result.compiled is not None
     assert species_result.inference.startswith("NumPy (inference.json")
     spec = species_result.spec
-    X = validate_frame(spec, penguins).valid[spec.feature_names]
+    valid = validate(spec, penguins).valid
+    X = valid.frame()[spec.feature_names]
     y = penguins.loc[X.index, "species"]
     pipeline = Pipeline([*species_result.pipeline.steps[:-1], ("estimator", Tempered())])
-    compiled, inference = compile_checked(pipeline.fit(X, y), spec, X)
+    compiled, inference = compile_checked(pipeline.fit(X, y), spec, valid)
     assert compiled is None
     assert "warning: the NumPy form differed from it by up to" in inference
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from model import Artifact, TrainConfig, load_artifact, save_result, train
+from features import validate
+from model import Artifact, Prediction, TrainConfig, load_artifact, save_result, train
 from serving.app import create_app
 from serving.settings import Settings
 from serving.testing import ServerProcess
@@ -59,6 +60,13 @@ def record() -> dict[str, Any]:
         "body_mass_g": 3500,
         "sex": "female",
     }
+
+
+def predicted(artifact: Artifact, frame: pd.DataFrame) -> Prediction:
+    """In-process predictions for every row of ``frame``, which must all be valid."""
+    result = validate(artifact.spec, frame)
+    assert result.report.n_invalid == 0, result.report.summary()
+    return artifact.predict(result.valid)
 
 
 def records_of(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:

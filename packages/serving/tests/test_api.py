@@ -9,12 +9,22 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from features import NULL_TEXT, PLAIN_NUMBER
 from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
 from serving.app import create_app
 from serving.observability import JsonFormatter
 from serving.settings import Settings
 
-from .conftest import ROOT, records_of
+from .conftest import ROOT, predicted, records_of
+
+RECORD = {
+    "island": "Dream",
+    "bill_length_mm": 46.5,
+    "bill_depth_mm": 17.9,
+    "flipper_length_mm": 192,
+    "body_mass_g": 3500,
+    "sex": "female",
+}
 
 
 def test_health(client: TestClient) -> None:
@@ -60,15 +70,15 @@ def test_predictions_match_in_process(
     assert response.status_code == 200
     body = response.json()
     assert (body["model"], body["version"]) == ("penguins-species", artifact.version)
-    expected = artifact.predict(frame)
-    assert [p["prediction"] for p in body["predictions"]] == expected.predictions.tolist()
+    expected = predicted(artifact, frame)
+    assert [p["prediction"] for p in body["predictions"]] == expected.labels.tolist()
     served = np.array(
         [
             [p["probabilities"][c] for c in ["Adelie", "Chinstrap", "Gentoo"]]
             for p in body["predictions"]
         ]
     )
-    np.testing.assert_allclose(served, expected.probabilities.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(served, expected.probabilities, rtol=1e-12)
     sklearn = artifact.pipeline.predict_proba(frame[artifact.spec.feature_names])
     np.testing.assert_allclose(served, sklearn, rtol=1e-9, atol=1e-12)
 
@@ -118,18 +128,24 @@ def test_regression_service(regression_path, penguins: pd.DataFrame) -> None:
             "/v1/predict", json={"records": records_of(frame, artifact.spec.feature_names)}
         ).json()
     values = [p["prediction"] for p in body["predictions"]]
-    np.testing.assert_allclose(values, artifact.predict(frame).predictions.to_numpy())
+    np.testing.assert_allclose(values, predicted(artifact, frame).labels.astype(float))
     assert all(p["probabilities"] is None for p in body["predictions"])
 
 
 def test_openapi_documents_every_field(client: TestClient, artifact: Artifact) -> None:
     schema = client.get("/openapi.json").json()
     record = schema["components"]["schemas"]["PenguinsSpeciesRecord"]
-    assert set(record["properties"]) == set(artifact.spec.feature_names)
-    assert record["required"] == ["island"]
-    bill = record["properties"]["bill_length_mm"]["anyOf"][0]
-    assert bill == {"type": "number", "minimum": 20.0, "maximum": 80.0}
+    assert set(record["properties"]) == artifact.spec.known_columns  # target, year: not used
+    assert record["required"] == artifact.spec.feature_names  # every feature key, null or not
+    bill = record["properties"]["bill_length_mm"]["anyOf"]
+    assert bill == [
+        {"type": "number", "minimum": 20.0, "maximum": 80.0},
+        {"type": "string", "pattern": PLAIN_NUMBER},
+        {"type": "string", "enum": list(NULL_TEXT)},
+        {"type": "null"},
+    ]
     assert record["properties"]["sex"]["anyOf"][0]["enum"] == ["female", "male"]
+    assert record["properties"]["island"]["type"] == "string"  # not nullable: no null in it
     assert record["additionalProperties"] is False
     request = schema["components"]["schemas"]["PredictRequest"]["properties"]["records"]
     assert (request["minItems"], request["maxItems"]) == (1, 50)
@@ -145,12 +161,19 @@ def _bad(client: TestClient, record: dict[str, Any], **changes: Any) -> dict[str
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"bill_length_mm": "long"}, "bill_length_mm", "Input should be a valid number"),
-        ({"bill_length_mm": 95}, "bill_length_mm", "Input should be less than or equal to 80"),
-        ({"island": None}, "island", "Input should be a valid string"),
-        ({"sex": "unknown"}, "sex", "Input should be 'female' or 'male'"),
-        ({"flipper_length_mm": True}, "flipper_length_mm", "Input should be a valid number"),
-        ({"bill_lenght_mm": 40}, "bill_lenght_mm", "Extra inputs are not permitted"),
+        ({"bill_length_mm": "long"}, "bill_length_mm", "wrong type: expected a number"),
+        ({"bill_length_mm": "3,750"}, "bill_length_mm", "wrong type: expected a number"),
+        ({"bill_length_mm": " 39.5"}, "bill_length_mm", "wrong type: expected a number"),
+        ({"bill_length_mm": 95}, "bill_length_mm", "above maximum 80"),
+        ({"bill_length_mm": "95"}, "bill_length_mm", "above maximum 80"),  # text: same bounds
+        ({"bill_depth_mm": 9.5}, "bill_depth_mm", "below minimum 10"),
+        ({"island": None}, "island", "null not allowed"),
+        ({"island": "NA"}, "island", "null not allowed"),  # a null text is null
+        ({"island": 3}, "island", "wrong type: expected a string"),
+        ({"sex": "unknown"}, "sex", "category not allowed (allowed: female, male)"),
+        ({"flipper_length_mm": True}, "flipper_length_mm", "wrong type: expected a number"),
+        ({"flipper_length_mm": [181]}, "flipper_length_mm", "wrong type: expected a number"),
+        ({"bill_lenght_mm": 40}, "bill_lenght_mm", "unknown field"),
     ],
 )
 def test_bad_field_names_record_and_field(
@@ -164,19 +187,96 @@ def test_bad_field_names_record_and_field(
     }
 
 
-def test_missing_required_field(client: TestClient, record: dict[str, Any]) -> None:
-    del record["island"]
-    body = client.post("/v1/predict", json={"records": [record]}).json()
-    assert body["detail"] == [{"record": 0, "field": "island", "message": "Field required"}]
+@pytest.mark.parametrize("field", ["island", "bill_length_mm", "sex"])
+def test_missing_feature_key_is_field_required(
+    client: TestClient, record: dict[str, Any], field: str
+) -> None:
+    """Every feature key must be present, even a nullable one (null is the way to say "no
+    value"); the whole request is refused, naming the record and the field."""
+    del record[field]
+    response = client.post("/v1/predict", json={"records": [{**record, field: None}, record]})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid input",
+        "detail": [{"record": 1, "field": field, "message": "field required"}],
+        "total": 1,
+    }
+
+
+def test_unknown_field(client: TestClient, record: dict[str, Any]) -> None:
+    response = client.post("/v1/predict", json={"records": [{**record, "colour": "black"}]})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"record": 0, "field": "colour", "message": "unknown field"}
+    ]
+
+
+def test_columns_the_spec_names_but_does_not_use_are_accepted(
+    client: TestClient, record: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/v1/predict", json={"records": [{**record, "year": 2009, "species": "Adelie"}, record]}
+    )
+    assert response.status_code == 200
+    first, second = response.json()["predictions"]
+    assert first == second
+
+
+def test_a_record_that_is_not_an_object(client: TestClient, record: dict[str, Any]) -> None:
+    response = client.post("/v1/predict", json={"records": [record, [1, 2]]})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"record": 1, "field": None, "message": "expected an object (a record of fields)"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "number"),
+    [
+        ("bill_length_mm", "39.5", 39.5),
+        ("body_mass_g", "3500", 3500),
+        ("bill_depth_mm", "1.79e1", 17.9),
+        ("flipper_length_mm", "+192.0", 192),
+    ],
+)
+def test_numbers_as_json_strings_are_parsed_like_csv_text(
+    client: TestClient, record: dict[str, Any], field: str, text: str, number: float
+) -> None:
+    """A JSON string holding a plain number is that number: the same prediction."""
+    as_text, as_number = {**record, field: text}, {**record, field: number}
+    response = client.post("/v1/predict", json={"records": [as_text, as_number]})
+    assert response.status_code == 200
+    by_text, by_number = response.json()["predictions"]
+    assert by_text == by_number
+    moved = client.post("/v1/predict", json={"records": [{**record, field: number * 1.3}]})
+    assert moved.json()["predictions"][0]["probabilities"] != by_number["probabilities"]
+
+
+@pytest.mark.parametrize("null", [None, "", "NA", "N/A", "null", "NULL"])
+def test_nulls_and_null_texts_are_imputed_alike(
+    client: TestClient, record: dict[str, Any], null: str | None
+) -> None:
+    response = client.post(
+        "/v1/predict", json={"records": [{**record, "body_mass_g": null}, record]}
+    )
+    assert response.status_code == 200
+    imputed, _ = response.json()["predictions"]
+    reference = client.post("/v1/predict", json={"records": [{**record, "body_mass_g": None}]})
+    assert imputed == reference.json()["predictions"][0]
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity(client: TestClient, literal: str) -> None:
-    raw = f'{{"records": [{{"island": "Dream", "bill_depth_mm": {literal}}}]}}'
+    fields = {**RECORD, "bill_depth_mm": "@"}
+    raw = json.dumps({"records": [fields]}).replace('"@"', literal)
     response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"] == [
-        {"record": 0, "field": "bill_depth_mm", "message": "Input should be a finite number"}
+        {"record": 0, "field": "bill_depth_mm", "message": "not finite"}
+    ]
+    text = client.post("/v1/predict", json={"records": [{**RECORD, "bill_depth_mm": literal}]})
+    assert text.json()["detail"] == [  # as text, it is no plain number
+        {"record": 0, "field": "bill_depth_mm", "message": "wrong type: expected a number"}
     ]
 
 
@@ -239,7 +339,8 @@ def test_unknown_route_and_method(client: TestClient) -> None:
 
 def test_metrics(client: TestClient, record: dict[str, Any]) -> None:
     client.post("/v1/predict", json={"records": [record, record, record]})
-    client.post("/v1/predict", json={"records": [record, {**record, "sex": "x"}, {"island": 1}]})
+    bad = [record, {**record, "sex": "x"}, {**record, "island": 1}]
+    client.post("/v1/predict", json={"records": bad})
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -280,7 +381,7 @@ def test_one_json_log_line_per_request(client: TestClient, record: dict[str, Any
 class FailingArtifact(Artifact):
     """A model that fails every prediction: what a server error looks like."""
 
-    def predict_valid(self, columns: Any) -> Any:
+    def predict(self, valid: Any) -> Any:
         message = "model exploded"
         raise RuntimeError(message)
 
@@ -306,27 +407,37 @@ def test_server_errors_are_answered_counted_and_logged(
     entry = json.loads(line)
     assert (entry["level"], entry["status"], entry["route"]) == ("error", 500, "/v1/predict")
     assert entry["error"] == "RuntimeError: model exploded"
-    assert "predict_valid" in entry["traceback"]
+    assert "in predict\n" in entry["traceback"]
 
 
 def test_error_detail_is_capped(artifact: Artifact, record: dict[str, Any]) -> None:
-    """However wrong a body is, the answer lists the first 100 problems and counts them all."""
+    """However wrong a body is, the answer lists the first 100 problems and counts them all:
+    unknown fields (the whole request refused) as invalid values (row by row)."""
     noisy = {**record, **{f"extra_{i}": i for i in range(60)}}
-    body = {"records": [noisy] * 199 + [{**record, "sex": "x"}]}
+    body = {"records": [noisy] * 199 + [{**noisy, "sex": "x"}]}
     with TestClient(create_app(Settings(), artifact)) as client:
         response = client.post("/v1/predict", json=body)
         metrics = client.get("/metrics").text
+        values = client.post(
+            "/v1/predict", json={"records": [{**record, "sex": "x", "island": 7}] * 150}
+        )
+        after = client.get("/metrics").text
     assert response.status_code == 422
     answer = response.json()
-    assert answer["total"] == 199 * 60 + 1
+    assert answer["total"] == 200 * 60
     assert len(answer["detail"]) == 100
-    assert answer["detail"][0] == {
-        "record": 0,
-        "field": "extra_0",
-        "message": "Extra inputs are not permitted",
-    }
+    assert answer["detail"][0] == {"record": 0, "field": "extra_0", "message": "unknown field"}
     assert [item["record"] for item in answer["detail"]] == [0] * 60 + [1] * 40
     assert "serving_rejected_records_total 200.0" in metrics
+    assert values.status_code == 422
+    answer = values.json()
+    assert answer["total"] == 300
+    assert len(answer["detail"]) == 100
+    assert answer["detail"][:2] == [
+        {"record": 0, "field": "island", "message": "wrong type: expected a string"},
+        {"record": 0, "field": "sex", "message": "category not allowed (allowed: female, male)"},
+    ]
+    assert "serving_rejected_records_total 350.0" in after
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
@@ -358,10 +469,12 @@ def test_json_with_charset_and_deep_nesting(artifact: Artifact, record: dict[str
 
 
 def test_a_lone_surrogate_in_a_field_name_is_an_answer_not_a_crash(client: TestClient) -> None:
-    raw = b'{"records": [{"island": "Dream", "\\ud800": 1}]}'
+    raw = json.dumps({"records": [{**RECORD, "@": 1}]}).replace('"@"', '"\\ud800"').encode()
     response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "\ud800"
+    assert response.json()["detail"] == [
+        {"record": 0, "field": "\ud800", "message": "unknown field"}
+    ]
 
 
 def test_too_many_records_wins_over_their_errors(artifact: Artifact) -> None:

@@ -13,14 +13,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from features import FeatureSpec, validate_frame
+from features import FeatureSpec, InputError, iter_tables, validate
 from features.testing import sample_frame
 from model import Artifact, TrainConfig, load_artifact, save_result, train
 from serving.batch import BatchSummary, rejects_path, score_file
 from serving.exceptions import TableError
-from serving.tabular import read_chunks
+from serving.tabular import AtomicWriter
 
-from .conftest import ROOT
+from .conftest import ROOT, predicted
 
 TEXT_VIEW = getattr(pa, "string_view", pa.large_string)  # string views came in pyarrow 16
 
@@ -66,24 +66,25 @@ def test_scores_with_rejects(
         "probability_Gentoo",
         "model_version",
     ]
+    assert rejected.columns.tolist() == ["row", "reasons", *frame.columns]
     assert (scored["model_version"] == artifact.version).all()
-    expected = artifact.predict(penguins.drop(index=[4, 6, 8, 10]).drop(columns=["species"]))
-    assert scored["prediction"].tolist() == expected.predictions.tolist()
-    np.testing.assert_allclose(scored["probability_Gentoo"], expected.probabilities["Gentoo"])
+    expected = predicted(artifact, penguins.drop(index=[4, 6, 8, 10]))
+    assert scored["prediction"].tolist() == expected.labels.tolist()
+    np.testing.assert_allclose(scored["probability_Gentoo"], expected.probabilities[:, 2])
     assert "344 input rows = 340 scored + 4 rejected" in summary.line()
 
 
 def test_parquet_missing_or_mistyped_columns(
     artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """Missing spec columns reject every row (none is lost); a number where text is expected
-    is rejected row by row, like in CSV."""
+    """A missing spec column refuses the whole file before anything is written; a number
+    where text is expected is rejected row by row, like in CSV."""
     source, output = tmp_path / "odd.parquet", tmp_path / "odd.out.parquet"
-    penguins[["species"]].head(7).to_parquet(source)
-    summary = score_file(artifact, source, output)
-    assert (summary.input_rows, summary.scored_rows, summary.rejected_rows) == (7, 0, 7)
-    reasons = pd.read_parquet(rejects_path(output))["reasons"]
-    assert reasons.str.contains("island: missing column").all()
+    penguins.drop(columns=["island"]).head(7).to_parquet(source)
+    with pytest.raises(InputError, match="column 'island': column missing") as refused:
+        score_file(artifact, source, output)
+    assert refused.value.problems == [(None, "island", "column missing")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.parquet"]
     penguins.drop(columns=["species"]).head(7).assign(sex=list(range(7))).to_parquet(source)
     summary = score_file(artifact, source, output)
     assert (summary.scored_rows, summary.rejected_rows) == (0, 7)
@@ -104,7 +105,24 @@ def test_many_times_the_chunk_size(artifact: Artifact, tmp_path: Path) -> None:
     assert set(range(25_000)) == set(scored["row"]) | set(
         pd.read_parquet(rejects_path(output))["row"]
     )
-    assert scored["prediction"].tolist() == artifact.predict(frame).predictions.tolist()
+    expected = artifact.predict(validate(artifact.spec, frame).valid)
+    assert scored["row"].tolist() == expected.rows.tolist()
+    assert scored["prediction"].tolist() == expected.labels.tolist()
+
+
+def test_outputs_do_not_depend_on_the_chunk_size(artifact: Artifact, tmp_path: Path) -> None:
+    frame = sample_frame(artifact.spec, 1_000, seed=9, target=False)
+    frame.loc[::37, "flipper_length_mm"] = 999.0
+    frame.loc[::53, "sex"] = "other"
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    written = []
+    for chunk_rows in (1, 64, 999, 5_000):
+        output = tmp_path / f"out{chunk_rows}.csv"
+        score_file(artifact, source, output, chunk_rows=chunk_rows)
+        written.append((output.read_bytes(), rejects_path(output).read_bytes()))
+    assert all(files == written[0] for files in written[1:])
+    assert written[0][1].count(b"\n") == 1 + len(set(range(0, 1000, 37)) | set(range(0, 1000, 53)))
 
 
 def test_id_column_is_carried(tmp_path: Path, penguins: pd.DataFrame) -> None:
@@ -123,7 +141,7 @@ def test_id_column_is_carried(tmp_path: Path, penguins: pd.DataFrame) -> None:
     source = tmp_path / "tagged.csv"
     penguins.assign(tag=[f"P{i:03}" for i in range(len(penguins))]).to_csv(source, index=False)
     scored = pd.read_csv(score_file(artifact, source, tmp_path / "out.csv").output)
-    assert scored.columns[0] == "tag"
+    assert scored.columns.tolist()[:3] == ["row", "tag", "prediction"]
     assert scored["tag"].iloc[-1] == "P343"
 
 
@@ -145,14 +163,13 @@ def test_header_only_input(artifact: Artifact, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("source_name", "output_name", "message"),
+    ("source_name", "output_name", "error", "message"),
     [
-        ("missing.csv", "out.csv", "input file not found"),
-        ("in.txt", "out.csv", "unsupported format '.txt'"),
-        ("in.csv", "out.xlsx", "unsupported format '.xlsx'"),
-        ("in.csv", "no/such/dir/out.csv", "output folder"),
-        ("in.csv", "in.csv", "output file would overwrite the input"),
-        ("broken.parquet", "out.csv", "cannot read as parquet"),
+        ("missing.csv", "out.csv", TableError, "input file not found"),
+        ("in.txt", "out.csv", InputError, "unsupported format '.txt'"),  # read by features
+        ("in.csv", "out.xlsx", TableError, "unsupported format '.xlsx'"),
+        ("in.csv", "no/such/dir/out.csv", TableError, "output folder"),
+        ("in.csv", "in.csv", TableError, "output file would overwrite the input"),
     ],
 )
 def test_clear_errors(
@@ -161,12 +178,12 @@ def test_clear_errors(
     penguins: pd.DataFrame,
     source_name: str,
     output_name: str,
+    error: type[Exception],
     message: str,
 ) -> None:
     penguins.to_csv(tmp_path / "in.csv", index=False)
     (tmp_path / "in.txt").write_text("x")
-    (tmp_path / "broken.parquet").write_text("not parquet at all")
-    with pytest.raises(TableError, match=message):
+    with pytest.raises(error, match=message):
         score_file(artifact, tmp_path / source_name, tmp_path / output_name)
     assert not (tmp_path / "out.csv").exists()
 
@@ -183,7 +200,7 @@ def test_failure_midway_leaves_no_output(
     source.write_bytes(bytes(data))
     output = tmp_path / "out.parquet"
     done: list[int] = []
-    with pytest.raises(TableError, match="cannot read as parquet"):
+    with pytest.raises(InputError, match="cannot read as parquet"):
         score_file(artifact, source, output, chunk_rows=200, progress=done.append)
     assert sum(done) > 0, "the failure should come after some chunks were written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
@@ -199,7 +216,14 @@ def test_parquet_with_a_pandas_index(
     score_file(artifact, source, output, chunk_rows=100)
     scored = pd.read_csv(output)
     assert scored["row"].tolist() == list(range(344))
-    assert scored["prediction"].tolist() == artifact.predict(penguins).predictions.tolist()
+    assert scored["prediction"].tolist() == predicted(artifact, penguins).labels.tolist()
+
+
+def test_a_file_that_is_not_parquet(artifact: Artifact, tmp_path: Path) -> None:
+    (tmp_path / "broken.parquet").write_text("not parquet at all")
+    with pytest.raises(InputError, match="cannot read as parquet"):
+        score_file(artifact, tmp_path / "broken.parquet", tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.parquet"]
 
 
 # --- regressions of the reliability issue -------------------------------------------------
@@ -241,6 +265,68 @@ def test_rejects_hold_the_input_text(artifact: Artifact, tmp_path: Path) -> None
     )
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_rejects_keep_every_input_column_as_read(
+    artifact: Artifact, tmp_path: Path, suffix: str
+) -> None:
+    """``row``, ``reasons``, then every input column in the input's order, each cell's text as
+    it was: "181" not "181.0", an empty cell empty, "NA" as "NA"."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "sex,year,body_mass_g,flipper_length_mm,bill_depth_mm,bill_length_mm,island\n"
+        "male,2007,3750,181,18.7,39.10,Dream\n"
+        ",,3750,181,,39.1,Dream\n"
+        "male,2008,NA,181,18.7,39.1,=1+1\n"
+        "unknown,2009,3750,181,18.7,1e1,Dream\n"
+    )
+    output = tmp_path / f"out{suffix}"
+    summary = score_file(artifact, source, output)
+    assert (summary.scored_rows, summary.rejected_rows) == (3, 1)
+    if suffix == ".csv":
+        lines = rejects_path(output).read_text().splitlines()
+        assert lines == [
+            '"row","reasons","sex","year","body_mass_g","flipper_length_mm","bill_depth_mm",'
+            '"bill_length_mm","island"',
+            '3,"bill_length_mm: below minimum 20; sex: category not allowed (allowed: female, '
+            'male)","unknown","2009","3750","181","18.7","1e1","Dream"',  # spec order
+        ]
+    with_empty = tmp_path / "in2.csv"
+    with_empty.write_text(
+        "sex,year,body_mass_g,flipper_length_mm,bill_depth_mm,bill_length_mm,island\n"
+        ",,3750,181,,39.1,\n"
+        "male,2008,NA,181.0,18.7,39.1,=1+1x\n"
+    )
+    score_file(artifact, with_empty, output)
+    if suffix == ".csv":
+        rejected = pd.read_csv(rejects_path(output), dtype=str, keep_default_na=False)
+    else:
+        rejected = pd.read_parquet(rejects_path(output))
+    assert rejected.columns.tolist() == [
+        "row",
+        "reasons",
+        "sex",
+        "year",
+        "body_mass_g",
+        "flipper_length_mm",
+        "bill_depth_mm",
+        "bill_length_mm",
+        "island",
+    ]
+    assert rejected.astype(str).to_dict("records") == [
+        {
+            "row": "0",
+            "reasons": "island: null not allowed",
+            "sex": "",
+            "year": "",
+            "body_mass_g": "3750",
+            "flipper_length_mm": "181",
+            "bill_depth_mm": "",
+            "bill_length_mm": "39.1",
+            "island": "",
+        }
+    ]
+
+
 @pytest.mark.parametrize("text", ["NaN", "nan", "inf", "Infinity"])
 def test_text_nan_is_refused_not_imputed(artifact: Artifact, tmp_path: Path, text: str) -> None:
     """As over HTTP: NaN or infinity is not a value; only an empty cell (or NA, null) is null."""
@@ -258,7 +344,9 @@ def test_text_nan_is_refused_not_imputed(artifact: Artifact, tmp_path: Path, tex
     assert rejected["reasons"].str.startswith("bill_depth_mm: ").all()
 
 
-def test_formula_cells_are_neutralised_in_csv(artifact: Artifact, tmp_path: Path) -> None:
+def test_rejects_are_not_neutralised(artifact: Artifact, tmp_path: Path) -> None:
+    """The rejects file holds the input exactly as read, formulas too (it is for fixing the
+    input, not for a spreadsheet)."""
     source = tmp_path / "in.csv"
     source.write_text(
         "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
@@ -266,17 +354,47 @@ def test_formula_cells_are_neutralised_in_csv(artifact: Artifact, tmp_path: Path
         "Dream,-5,18.7,181,3750,@SUM(A1)\n"
         "Dream,39.1,18.7,181,3750,+cmd\n"
     )
-    score_file(artifact, source, tmp_path / "out.csv")
-    rejected = pd.read_csv(rejects_path(tmp_path / "out.csv"), dtype=str)
-    assert rejected["sex"].tolist() == [
-        '\'=HYPERLINK("http://x.invalid","y")',
-        "'@SUM(A1)",
-        "'+cmd",
-    ]
-    assert rejected["bill_length_mm"].tolist()[1] == "-5"  # a plain number stays as it is
-    parquet = tmp_path / "out.parquet"
-    score_file(artifact, source, parquet)
-    assert pd.read_parquet(rejects_path(parquet))["sex"].tolist()[2] == "+cmd"  # CSV only
+    for suffix in (".csv", ".parquet"):
+        output = tmp_path / f"out{suffix}"
+        score_file(artifact, source, output)
+        read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+        rejected = (
+            read(rejects_path(output), dtype=str)
+            if suffix == ".csv"
+            else read(rejects_path(output))
+        )
+        assert rejected["sex"].tolist() == [
+            '=HYPERLINK("http://x.invalid","y")',
+            "@SUM(A1)",
+            "+cmd",
+        ]
+        assert rejected["bill_length_mm"].tolist()[1] == "-5"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_only_the_prediction_column_is_neutralised(tmp_path: Path, suffix: str) -> None:
+    """In CSV, text the scorer writes that a spreadsheet would run as a formula gets a ``'``
+    (plain numbers kept); the columns named are the only ones touched, and Parquet never."""
+    schema = pa.schema([("row", pa.int64()), ("tag", pa.string()), ("prediction", pa.string())])
+    table = pa.table(
+        {
+            "row": [0, 1, 2, 3],
+            "tag": ["=X(1)", "@a", "-5", "b"],
+            "prediction": ["=X(1)", "@a", "-5", "+1.5e3"],
+        },
+        schema=schema,
+    )
+    path = tmp_path / f"out{suffix}"
+    with AtomicWriter(path, schema, neutralise=["prediction"]) as writer:
+        writer.write(table)
+    written = (pd.read_csv(path, dtype=str) if suffix == ".csv" else pd.read_parquet(path)).to_dict(
+        "list"
+    )
+    assert written["tag"] == ["=X(1)", "@a", "-5", "b"]
+    if suffix == ".csv":
+        assert written["prediction"] == ["'=X(1)", "'@a", "-5", "+1.5e3"]
+    else:
+        assert written["prediction"] == ["=X(1)", "@a", "-5", "+1.5e3"]
 
 
 @pytest.mark.parametrize("link", ["rejects", "symlink", "hardlink", "same"])
@@ -314,17 +432,27 @@ def test_output_that_is_a_folder(
 def test_repeated_and_nested_columns(
     artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
+    """A repeated spec column refuses the file; a nested one is rejected row by row, and a
+    CSV rejects file, which cannot hold it, is a clear error that leaves nothing behind."""
     source = tmp_path / "dup.csv"
-    source.write_text("island,sex,sex\nDream,male,female\n")
-    with pytest.raises(TableError, match="column 'sex' appears 2 times"):
+    source.write_text(
+        "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,sex\n"
+        "Dream,39.1,18.7,181,3750,male,female\n"
+    )
+    with pytest.raises(InputError, match="column 'sex': appears 2 times"):
         score_file(artifact, source, tmp_path / "out.csv")
     nested = tmp_path / "nested.parquet"
     table = pa.Table.from_pandas(penguins.head(3).drop(columns=["sex"]), preserve_index=False)
     table = table.append_column("sex", pa.array([{"a": 1}, {"a": 2}, None]))
     pq.write_table(table, nested)
-    with pytest.raises(TableError, match="column 'sex' has type struct<a: int64>"):
+    with pytest.raises(TableError, match=r"out\.rejects\.csv: cannot write as csv: .*struct"):
         score_file(artifact, nested, tmp_path / "out.csv")
-    assert not (tmp_path / "out.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dup.csv", "nested.parquet"]
+    summary = score_file(artifact, nested, tmp_path / "out.parquet")
+    assert (summary.scored_rows, summary.rejected_rows) == (1, 2)
+    rejected = pd.read_parquet(rejects_path(tmp_path / "out.parquet"))
+    assert rejected["reasons"].tolist() == ["sex: wrong type: expected a string"] * 2
+    assert rejected["sex"].tolist() == [{"a": 1}, {"a": 2}]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -361,29 +489,60 @@ def test_partial_files_of_dead_runs_are_reclaimed(
     assert alive.exists()
 
 
-@pytest.mark.parametrize("name", ["prediction", "model_version", "reasons", "probability_Gentoo"])
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [
+        ("prediction", "out.csv"),
+        ("model_version", "out.csv"),
+        ("probability_Gentoo", "out.csv"),
+        ("row", "out.csv"),
+        ("reasons", "out.rejects.csv"),
+    ],
+)
 def test_an_id_column_named_like_an_output_column_is_refused(
-    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path, name: str
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path, name: str, file: str
 ) -> None:
     spec = artifact.spec.model_copy(update={"id_column": name})
     renamed = dataclasses.replace(artifact, spec=spec)
     source = tmp_path / "in.csv"
     penguins.assign(**{name: range(len(penguins))}).to_csv(source, index=False)
-    with pytest.raises(TableError, match=f"the spec's id column '{name}' has the name of a col"):
+    with pytest.raises(TableError, match=rf"{file}: would hold the column\(s\) {name} twice"):
         score_file(renamed, source, tmp_path / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-def test_an_id_column_named_row_keeps_its_values(
+def test_a_keep_column_named_like_an_output_column_is_refused(
     artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
-    renamed = dataclasses.replace(
-        artifact, spec=artifact.spec.model_copy(update={"id_column": "row"})
-    )
     source = tmp_path / "in.csv"
-    penguins.assign(row=[f"P{i}" for i in range(len(penguins))]).to_csv(source, index=False)
-    scored = pd.read_csv(score_file(renamed, source, tmp_path / "out.csv").output)
-    assert scored["row"].tolist()[:3] == ["P0", "P1", "P2"]
+    penguins.to_csv(source, index=False)
+    spec = artifact.spec.model_copy(update={"ignored_columns": ["year", "prediction"]})
+    lenient = dataclasses.replace(artifact, spec=spec)
+    penguins.assign(prediction="x").to_csv(source, index=False)
+    with pytest.raises(TableError, match=r"would hold the column\(s\) prediction twice"):
+        score_file(lenient, source, tmp_path / "out.csv", keep=["prediction"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_keep_carries_columns_as_read(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path, suffix: str
+) -> None:
+    """``keep`` columns follow ``row`` (and the id column), in the order given, exactly as
+    read; a column the file does not have is refused before anything is written."""
+    source = tmp_path / "in.csv"
+    penguins.head(4).assign(island=["Dream", "Biscoe", "Dream", None]).to_csv(source, index=False)
+    output = tmp_path / f"out{suffix}"
+    summary = score_file(artifact, source, output, keep=["year", "species"])
+    assert (summary.scored_rows, summary.rejected_rows) == (3, 1)
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    scored = read(output, dtype=str) if suffix == ".csv" else read(output)
+    assert scored.columns.tolist()[:4] == ["row", "year", "species", "prediction"]
+    assert scored["year"].tolist() == ["2007"] * 3  # CSV text, as read
+    assert scored["species"].tolist() == ["Adelie"] * 3
+    with pytest.raises(TableError, match="--keep names column\\(s\\) the file does not have: tag"):
+        score_file(artifact, source, tmp_path / "other.csv", keep=["year", "tag"])
+    assert not (tmp_path / "other.csv").exists()
 
 
 def test_a_symbolic_link_loop_is_a_clear_error(
@@ -417,7 +576,8 @@ def test_string_views_and_large_strings(
     summary = score_file(with_id, tmp_path / "in.parquet", tmp_path / "out.csv")
     assert summary.input_rows == 20
     scored = pd.read_csv(tmp_path / "out.csv")
-    assert scored["tag"].tolist()[:2] == ["'=CMD(0)", "'=CMD(1)"]
+    assert scored.columns.tolist()[:2] == ["row", "tag"]
+    assert scored["tag"].tolist()[:2] == ["=CMD(0)", "=CMD(1)"]  # copied exactly as read
 
 
 # --- found by mutation testing ----------------------------------------------------------------
@@ -450,7 +610,7 @@ def test_regression_predictions_are_numbers(
     schema = pq.read_schema(output)
     assert schema.names == ["row", "prediction", "model_version"]
     assert schema.field("prediction").type == pa.float64()
-    expected = artifact.predict(penguins.head(30)).predictions
+    expected = predicted(artifact, penguins.head(30)).labels
     np.testing.assert_allclose(pd.read_parquet(output)["prediction"], expected)
 
 
@@ -480,16 +640,35 @@ def test_an_output_linked_to_its_rejects_file_is_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "scores.csv"]
 
 
-def test_csv_without_any_spec_column(artifact: Artifact, tmp_path: Path) -> None:
-    """Every row is still counted, and rejected."""
+@pytest.mark.parametrize(
+    ("header", "problems"),
+    [
+        (
+            "species,year",
+            [(None, n, "column missing") for n in ["island", "bill_length_mm"]],
+        ),
+        (
+            "island;bill_length_mm;bill_depth_mm;flipper_length_mm;body_mass_g;sex",
+            [(None, "island", "column missing")],
+        ),
+        (
+            "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,colour",
+            [(None, "colour", "unknown column (not in the spec)")],
+        ),
+    ],
+)
+def test_a_file_without_a_spec_column_or_with_an_unknown_one_is_refused(
+    artifact: Artifact, tmp_path: Path, header: str, problems: list[tuple]
+) -> None:
+    """The whole file is refused, naming the columns, before anything is written."""
     source = tmp_path / "in.csv"
-    source.write_text("species,year\nAdelie,2007\nGentoo,2008\nAdelie,2009\n")
-    summary = score_file(artifact, source, tmp_path / "out.csv", chunk_rows=2)
-    assert (summary.input_rows, summary.scored_rows, summary.rejected_rows) == (3, 0, 3)
-    assert 0 < summary.seconds < 60
-    rejected = pd.read_csv(rejects_path(tmp_path / "out.csv"))
-    assert rejected["row"].tolist() == [0, 1, 2]
-    assert rejected["reasons"].str.contains("; island: missing column; ").all()
+    separator = ";" if ";" in header else ","
+    row = separator.join(["1"] * len(header.split(separator)))
+    source.write_text(f"{header}\n{row}\n{row}\n")
+    with pytest.raises(InputError) as refused:
+        score_file(artifact, source, tmp_path / "out.csv", chunk_rows=1)
+    assert all(problem in refused.value.problems for problem in problems)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
 def test_partial_files_of_live_or_foreign_runs_are_kept(
@@ -543,17 +722,20 @@ def test_numbers_and_ids_as_string_views(
     summary = score_file(with_id, tmp_path / "in.parquet", tmp_path / "out.csv")
     assert (summary.scored_rows, summary.rejected_rows) == (20, 0)
     scored = pd.read_csv(tmp_path / "out.csv")
-    assert scored["tag"].tolist()[:2] == ["'=X(0)", "'=X(1)"]
-    assert scored["prediction"].tolist() == artifact.predict(frame).predictions.tolist()
+    assert scored["tag"].tolist()[:2] == ["=X(0)", "=X(1)"]
+    assert scored["prediction"].tolist() == predicted(artifact, frame).labels.tolist()
 
 
-def test_binary_spec_column_is_refused(
+def test_binary_spec_column_is_rejected_row_by_row(
     artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
     table = pa.Table.from_pandas(penguins.head(3).drop(columns=["sex"]), preserve_index=False)
     pq.write_table(table.append_column("sex", pa.array([b"male"] * 3)), tmp_path / "in.parquet")
-    with pytest.raises(TableError, match="column 'sex' has type binary; a spec column must hold"):
-        score_file(artifact, tmp_path / "in.parquet", tmp_path / "out.csv")
+    summary = score_file(artifact, tmp_path / "in.parquet", tmp_path / "out.parquet")
+    assert (summary.scored_rows, summary.rejected_rows) == (0, 3)
+    rejected = pd.read_parquet(rejects_path(tmp_path / "out.parquet"))
+    assert rejected["reasons"].tolist() == ["sex: wrong type: expected a string"] * 3
+    assert rejected["sex"].tolist() == [b"male"] * 3
 
 
 def mixed_spec() -> FeatureSpec:
@@ -572,19 +754,19 @@ def mixed_spec() -> FeatureSpec:
 
 
 def test_csv_text_typed_for_validation(tmp_path: Path) -> None:
-    """Booleans as ``true``/``false`` in any case, categories that look like numbers kept as
-    text, numbers parsed, whatever the column order; anything else stays text and is
-    rejected. A boolean column may be missing like any other."""
+    """Read as the scorer reads (``features.iter_tables``): booleans as ``true``/``false`` in
+    any case, categories that look like numbers kept as text, numbers parsed, whatever the
+    column order; anything else is rejected. A missing column refuses the file."""
     spec = mixed_spec()
     source = tmp_path / "in.csv"
     source.write_text("code,flag,x\n01,TRUE,1.5\n2,true,abc\n,False,\n01,yes,2\n")
-    [chunk] = read_chunks(source, spec, 10)
-    result = validate_frame(spec, chunk.frame)
-    assert list(result.report.issues.itertuples(index=False, name=None)) == [
+    [table] = iter_tables(source, spec, 10)
+    result = validate(spec, table)
+    assert list(result.report) == [
         (1, "x", "wrong type: expected a number"),
         (3, "flag", "wrong type: expected true or false"),
     ]
-    valid = result.valid.astype({"code": object})
+    valid = result.valid.frame()
     assert valid.index.tolist() == [0, 2]
     assert valid["code"].tolist()[0] == "01"
     assert valid["flag"].tolist() == [1.0, 0.0]
@@ -592,8 +774,8 @@ def test_csv_text_typed_for_validation(tmp_path: Path) -> None:
     assert valid[["code", "x"]].iloc[1].isna().all()
     without_flag = tmp_path / "no_flag.csv"
     without_flag.write_text("code,x\n2,3\n")
-    [chunk] = read_chunks(without_flag, spec, 10)
-    assert chunk.frame.to_dict("list") == {"code": ["2"], "x": [3.0]}
+    with pytest.raises(InputError, match="column 'flag': column missing"):
+        list(iter_tables(without_flag, spec, 10))
 
 
 def test_parquet_decimals_and_booleans(tmp_path: Path) -> None:
@@ -606,19 +788,19 @@ def test_parquet_decimals_and_booleans(tmp_path: Path) -> None:
         }
     )
     pq.write_table(table, tmp_path / "in.parquet")
-    [chunk] = read_chunks(tmp_path / "in.parquet", spec, 10)
-    result = validate_frame(spec, chunk.frame)
+    [chunk] = iter_tables(tmp_path / "in.parquet", spec, 10)
+    result = validate(spec, chunk)
     assert result.report.n_invalid == 0
-    assert result.valid["x"].dtype == np.float64
-    np.testing.assert_array_equal(result.valid["x"], [1.5, np.nan, 99.25])
-    assert result.valid["flag"].tolist() == [1.0, 0.0, 0.0]
+    assert result.valid.columns["x"].dtype == np.float64
+    np.testing.assert_array_equal(result.valid.columns["x"], [1.5, np.nan, 99.25])
+    assert result.valid.columns["flag"].tolist() == [1.0, 0.0, 0.0]
 
 
 def test_parquet_booleans_with_nulls(tmp_path: Path) -> None:
     spec = mixed_spec()
     table = pa.table({"code": ["01"] * 3, "flag": [True, None, False], "x": [1.0, 2.0, 3.0]})
     pq.write_table(table, tmp_path / "in.parquet")
-    [chunk] = read_chunks(tmp_path / "in.parquet", spec, 10)
-    result = validate_frame(spec, chunk.frame)
+    [chunk] = iter_tables(tmp_path / "in.parquet", spec, 10)
+    result = validate(spec, chunk)
     assert result.report.n_invalid == 0
-    np.testing.assert_array_equal(result.valid["flag"], [1.0, np.nan, 0.0])
+    np.testing.assert_array_equal(result.valid.columns["flag"], [1.0, np.nan, 0.0])

@@ -1,6 +1,7 @@
 """Batch scoring as properties: on generated files whose bad rows fall anywhere, the chunk size
 changes nothing, and the valid/invalid split is the per-record validator's (the HTTP door's
-model, an independent implementation of the spec's rules)."""
+record model): the same rules at every door, whether the values come as CSV text, typed
+Parquet columns or JSON values."""
 
 import tempfile
 from pathlib import Path
@@ -53,11 +54,11 @@ def tables(draw: st.DrawFn, spec: FeatureSpec, *, csv: bool) -> pd.DataFrame:
 
 
 def reference_invalid(spec: FeatureSpec, frame: pd.DataFrame) -> list[int]:
-    """Rows the per-record validator refuses (its own implementation of the rules)."""
+    """Rows the per-record validator (one JSON record at a time) refuses."""
     model = record_model(spec)
     invalid = []
     for index, row in enumerate(frame.to_dict(orient="records")):
-        record = {k: v for k, v in row.items() if not pd.isna(v)}  # None, or NaN from pandas
+        record = {k: None if pd.isna(v) else v for k, v in row.items()}  # every key, null
         try:
             model.model_validate(record)
         except ValidationError:

@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from features import FeatureSpec
@@ -62,27 +60,46 @@ def test_bad_settings_are_an_error(artifact_path: Path, capsys: pytest.CaptureFi
     assert "invalid settings" in capsys.readouterr().err
 
 
+HEADER = "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
+GOOD = "Dream,39.1,18.7,181,3750,male\n"
+BAD = "Dream,39.1,18.7,181,3750,x\n"
+
+
 def _write_cases(tmp: Path, penguins: pd.DataFrame) -> dict[str, tuple[Path, Path, str]]:
     """Malformed inputs and outputs: (input, output, what the message must say)."""
     good = tmp / "good.csv"
     penguins.to_csv(good, index=False)
-    (tmp / "dup.csv").write_text("island,sex,sex\nDream,male,female\n")
+    (tmp / "dup.csv").write_text(HEADER.strip() + ",sex\n" + GOOD.strip() + ",female\n")
     (tmp / "empty.csv").write_bytes(b"")
-    (tmp / "ragged.csv").write_text("island,sex\nDream,male\nDream,male,extra,cells\n")
-    (tmp / "latin1.csv").write_bytes("island,sex\nDr\xe9am,male\n".encode("latin-1"))
+    (tmp / "ragged.csv").write_text(HEADER + GOOD + GOOD.strip() + ",extra,cells\n")
+    (tmp / "latin1.csv").write_bytes((HEADER + GOOD.replace("Dream", "Dr\xe9am")).encode("latin-1"))
     (tmp / "garbage.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4)
-    nested = pa.table({"island": [["Dream"]], "sex": ["male"]})
-    pq.write_table(nested, tmp / "nested.parquet")
+    nested = penguins.head(1).drop(columns=["island"]).assign(island=[["Dream"]])
+    nested.to_parquet(tmp / "nested.parquet")
+    penguins.drop(columns=["sex"]).to_csv(tmp / "no_sex.csv", index=False)
+    penguins.assign(colour="black").to_csv(tmp / "colour.csv", index=False)
+    (tmp / "semicolons.csv").write_text(HEADER.replace(",", ";") + GOOD.replace(",", ";"))
     (tmp / "folder.csv").mkdir()
     brackets = tmp / "[old]"
     brackets.mkdir()
     return {
-        "repeated column": (tmp / "dup.csv", tmp / "o.csv", "column 'sex' appears 2 times"),
+        "repeated column": (tmp / "dup.csv", tmp / "o.csv", "column 'sex': appears 2 times"),
         "empty file": (tmp / "empty.csv", tmp / "o.csv", "cannot read as csv"),
         "ragged rows": (tmp / "ragged.csv", tmp / "o.csv", "cannot read as csv"),
         "not UTF-8": (tmp / "latin1.csv", tmp / "o.csv", "cannot read as csv"),
         "not parquet": (tmp / "garbage.parquet", tmp / "o.csv", "cannot read as parquet"),
-        "nested column": (tmp / "nested.parquet", tmp / "o.csv", "column 'island' has type list"),
+        "nested column": (  # rejected rows, and their CSV rejects file cannot hold a list
+            tmp / "nested.parquet",
+            tmp / "o.csv",
+            "o.rejects.csv: cannot write as csv: Unsupported Type:list",
+        ),
+        "missing column": (tmp / "no_sex.csv", tmp / "o.csv", "column 'sex': column missing"),
+        "unknown column": (
+            tmp / "colour.csv",
+            tmp / "o.csv",
+            "column 'colour': unknown column (not in the spec)",
+        ),
+        "semicolons": (tmp / "semicolons.csv", tmp / "o.csv", "column 'island': column missing"),
         "output is a folder": (good, tmp / "folder.csv", "the output path is a folder"),
         "rejects would be the input": (
             tmp / "o.rejects.csv",
@@ -102,6 +119,9 @@ def _write_cases(tmp: Path, penguins: pd.DataFrame) -> dict[str, tuple[Path, Pat
         "not UTF-8",
         "not parquet",
         "nested column",
+        "missing column",
+        "unknown column",
+        "semicolons",
         "output is a folder",
         "rejects would be the input",
         "markup in a path",
@@ -124,8 +144,51 @@ def test_score_errors_are_one_line(
     assert err.count("\n") == 1, err
     assert err.startswith("error: "), err
     assert message in err
-    assert source.name in err or output.name in err
+    assert source.name in err or output.name in err or f"{output.stem}.rejects.csv" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written or left
+
+
+def test_a_refused_input_names_every_problem_on_one_line(
+    artifact_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(HEADER.replace(",", ";") + GOOD.replace(",", ";"))
+    argv = ["score", str(source), str(tmp_path / "out.csv"), "--artifact", str(artifact_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: {source}: input refused: column 'island': column missing; ")
+    for name in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"):
+        assert f"column {name!r}: column missing" in err
+    assert "unknown column (not in the spec)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_keep_carries_columns(
+    artifact_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "scores.csv"
+    argv = ["score", str(ROOT / "data" / "penguins.csv"), str(output)]
+    argv += ["--artifact", str(artifact_path), "--keep", "species, year"]
+    assert main(argv) == 0
+    scored = pd.read_csv(output)
+    assert scored.columns.tolist()[:4] == ["row", "species", "year", "prediction"]
+    penguins = pd.read_csv(ROOT / "data" / "penguins.csv")
+    assert scored["species"].tolist() == penguins["species"].tolist()
+    assert scored["year"].tolist() == penguins["year"].tolist()
+    assert (scored["prediction"] == scored["species"]).mean() > 0.95
+    capsys.readouterr()
+    assert main([*argv[:-1], "year,tag"]) == 1
+    err = capsys.readouterr().err
+    assert "--keep names column(s) the file does not have: tag" in err
+
+
+@pytest.mark.parametrize("value", ["a,,b", ",", "a, "])
+def test_keep_must_name_columns(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "a.csv", "b.csv", "--keep", value])
+    assert exit_.value.code == 2
+    assert f"expected column names separated by commas, got {value!r}" in capsys.readouterr().err
 
 
 def test_sigterm_leaves_no_output_or_partial_file(artifact_path: Path, tmp_path: Path) -> None:
@@ -191,15 +254,9 @@ def test_serve_prints_manifest_text_literally(artifact_path: Path, tmp_path: Pat
     assert "serving [/red]species[bold] " in (tmp_path / "s.log").read_text()
 
 
-HEADER = "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
-GOOD = "Dream,39.1,18.7,181,3750,male\n"
-BAD = "Dream,39.1,18.7,181,3750,x\n"
-
-
 @pytest.mark.parametrize(
     ("text", "limit", "code", "rejected"),
     [
-        (HEADER.replace(",", ";") + GOOD.replace(",", ";"), None, 4, 1),  # ';': all rejected
         (HEADER + GOOD + BAD, "0.5", 0, 1),  # 1 of 2 rejected: at the limit
         (HEADER + GOOD + BAD, "0.49", 4, 1),
         (HEADER + GOOD * 30 + BAD, None, 0, 1),  # 1 of 31 under the default 5%

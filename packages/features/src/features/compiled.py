@@ -11,30 +11,20 @@ checks the two paths agree before it ships the compiled one (see ``model.compile
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 Columns = Mapping[str, Any]
-"""Validated columns by name: float64 arrays for numbers and booleans (NaN for null); for
-categories, object arrays of strings (NaN or None for null) or pandas ``Categorical`` arrays,
-as :func:`features.validate_frame` makes them."""
-
-
-def frame_columns(frame: Any, names: Iterable[str]) -> dict[str, Any]:  # noqa: ANN401
-    """The named columns of a validated DataFrame: NumPy arrays, and pandas ``Categorical``
-    arrays kept as they are (their codes make encoding cheap). No copy where possible."""
-    return {
-        name: frame[name].array if hasattr(frame[name], "cat") else frame[name].to_numpy()
-        for name in names
-    }
+"""Validated columns by name (:attr:`features.ValidRows.columns`): float64 arrays for numbers
+and booleans (NaN for null), :class:`features.Categories` for categories."""
 
 
 def _codes(values: Any, categories: np.ndarray, fill: str) -> np.ndarray:  # noqa: ANN401
     """Position of each value in ``categories``, -1 for a value not among them; nulls (NaN or
-    None) are ``fill`` first. A pandas ``Categorical`` is looked up once per distinct value."""
+    None) are ``fill`` first. :class:`features.Categories` are looked up once per category."""
     position = {category: index for index, category in enumerate(categories)}.get
     if hasattr(values, "codes") and hasattr(values, "categories"):
         distinct = [position(c, -1) for c in values.categories]

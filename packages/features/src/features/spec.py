@@ -8,144 +8,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from features.columns import Column, ColumnName
 from features.exceptions import SpecError
-
-NULL_TEXT: tuple[str, ...] = ("", "NA", "N/A", "null", "NULL")
-"""The cells of a text file (CSV) that mean "no value". Never ``NaN`` or ``inf``: those are
-numbers a spec refuses, at every door, as JSON requests refuse them."""
-
-ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-
-
-class _Column(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: ColumnName = Field(description="The column's name in the data (a Python identifier).")
-    description: str = Field(
-        "", description="What the column means, for people; the API documents the field with it."
-    )
-    nullable: bool = Field(
-        True,
-        description="Whether a value may be missing (an empty cell, `NA`, JSON null); a missing "
-        "feature value is imputed. False makes a row with a missing value invalid.",
-    )
-
-
-class NumericColumn(_Column):
-    """A real-valued column, optionally bounded, imputed, clipped at quantiles and scaled."""
-
-    kind: Literal["numeric"] = Field(description="Selects this column kind.")
-    min: float | None = Field(
-        None,
-        allow_inf_nan=False,
-        description="The smallest valid value; a smaller one is invalid input.",
-    )
-    max: float | None = Field(
-        None,
-        allow_inf_nan=False,
-        description="The largest valid value, not below `min`; a larger one is invalid input.",
-    )
-    impute: Literal["mean", "median", "constant"] = Field(
-        "median",
-        description="What replaces a missing value: the training data's mean or median, or "
-        "`fill_value`.",
-    )
-    fill_value: float | None = Field(
-        None,
-        allow_inf_nan=False,
-        description='The number that replaces a missing value with `impute = "constant"` '
-        "(required then).",
-    )
-    clip_quantiles: tuple[float, float] | None = Field(
-        None,
-        description="`[low, high]`: clip values at these quantiles of the training data "
-        "(0 <= low < high <= 1).",
-    )
-    scale: Literal["standard", "robust", "minmax", "none"] = Field(
-        "standard",
-        description="Scaling after imputation and clipping: to zero mean and unit variance, "
-        "by median and interquartile range, to [0, 1], or none.",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            msg = f"bounds reversed: min {self.min} is greater than max {self.max}"
-            raise ValueError(msg)
-        if self.impute == "constant" and self.fill_value is None:
-            msg = "impute = 'constant' needs a fill_value"
-            raise ValueError(msg)
-        if self.clip_quantiles is not None:
-            low, high = self.clip_quantiles
-            if not 0.0 <= low < high <= 1.0:
-                msg = f"clip_quantiles must satisfy 0 <= low < high <= 1, got {self.clip_quantiles}"
-                raise ValueError(msg)
-        return self
-
-
-class CategoricalColumn(_Column):
-    """A string column with a declared set of categories.
-
-    ``allow_unknown = false`` makes any other value invalid input; ``true`` accepts it and
-    the encoder maps it to the infrequent bucket (one-hot) or -1 (ordinal).
-    """
-
-    kind: Literal["categorical"] = Field(description="Selects this column kind.")
-    categories: list[str] = Field(
-        min_length=1, description="The valid values (strings, no repeats), in encoding order."
-    )
-    allow_unknown: bool = Field(
-        False,
-        description="Accept values outside `categories` (encoded as infrequent by one-hot, -1 "
-        "by ordinal) instead of refusing them; the encoder then learns the categories from "
-        "the training data.",
-    )
-    impute: Literal["most_frequent", "constant"] = Field(
-        "most_frequent",
-        description="What replaces a missing value: the most frequent training value, or "
-        "`fill_value` (a category of its own if not among `categories`).",
-    )
-    fill_value: str = Field(
-        "missing", description='The value that replaces a missing one with `impute = "constant"`.'
-    )
-    encode: Literal["onehot", "ordinal"] = Field(
-        "onehot", description="One 0/1 column per category, or one column of category indices."
-    )
-    min_frequency: float | None = Field(
-        default=None,
-        gt=0.0,
-        lt=1.0,
-        description="One-hot only: categories rarer than this share of the training rows are "
-        "grouped into one infrequent column.",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if len(set(self.categories)) != len(self.categories):
-            msg = f"categories repeat a value: {self.categories}"
-            raise ValueError(msg)
-        return self
-
-
-class BooleanColumn(_Column):
-    """A true/false column, used as 0/1 by the model."""
-
-    kind: Literal["boolean"] = Field(description="Selects this column kind.")
-    impute: Literal["most_frequent", "constant"] = Field(
-        "most_frequent",
-        description="What replaces a missing value: the most frequent training value, or "
-        "`fill_value`.",
-    )
-    fill_value: bool = Field(
-        False, description='The value that replaces a missing one with `impute = "constant"`.'
-    )
-
-
-Column = Annotated[NumericColumn | CategoricalColumn | BooleanColumn, Field(discriminator="kind")]
 
 
 class Ratio(BaseModel):
@@ -187,8 +55,19 @@ class FeatureSpec(BaseModel):
     )
     id_column: ColumnName | None = Field(
         None,
-        description="A column carried through unchecked into batch scores and rejects, for "
-        "joining them back; not a feature or the target.",
+        description="A column carried through unchecked into batch scores, for joining them "
+        "back; not a feature or the target.",
+    )
+    ignored_columns: list[ColumnName] = Field(
+        [],
+        description="Columns the input may hold that the model does not use (a year, a "
+        "comment): accepted and ignored at every door.",
+    )
+    unknown_fields: Literal["error", "ignore"] = Field(
+        "error",
+        description="What a column or record field that the spec does not name does: make the "
+        "whole input an error (the default: a misspelt field name is caught), or be ignored. "
+        "The same at every door (files, HTTP records, in-process frames).",
     )
 
     @model_validator(mode="after")
@@ -203,6 +82,10 @@ class FeatureSpec(BaseModel):
             raise ValueError(msg)
         if self.id_column is not None and self.id_column in {*names, self.target.name}:
             msg = f"id_column {self.id_column!r} is also a feature or the target"
+            raise ValueError(msg)
+        clash = sorted(set(self.ignored_columns) & {*names, self.target.name, self.id_column})
+        if clash:
+            msg = f"ignored_columns {clash} are also features, the target or the id column"
             raise ValueError(msg)
         if self.task == "regression" and self.target.kind != "numeric":
             msg = f"a regression target must be numeric, {self.target.name!r} is {self.target.kind}"
@@ -228,6 +111,12 @@ class FeatureSpec(BaseModel):
     def feature_names(self) -> list[str]:
         """Input feature columns, in spec order."""
         return [column.name for column in self.features]
+
+    @property
+    def known_columns(self) -> set[str]:
+        """Every column name the spec declares: features, target, id and ignored columns."""
+        id_column = [self.id_column] if self.id_column else []
+        return {*self.feature_names, self.target.name, *id_column, *self.ignored_columns}
 
     @classmethod
     def from_toml(cls, path: str | Path) -> FeatureSpec:

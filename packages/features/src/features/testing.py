@@ -11,17 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.spec import Column, FeatureSpec
-
-
-def _values(column: Column, n_rows: int, rng: np.random.Generator) -> np.ndarray:
-    if column.kind == "numeric":
-        low = column.min if column.min is not None else -1e3
-        high = column.max if column.max is not None else 1e3
-        return rng.uniform(low, high, n_rows)
-    if column.kind == "categorical":
-        return rng.choice(np.asarray(column.categories, dtype=object), n_rows)
-    return rng.random(n_rows) < 0.5
+from features.spec import FeatureSpec
 
 
 def sample_frame(
@@ -33,11 +23,10 @@ def sample_frame(
     columns = [*spec.features, *([spec.target] if target else [])]
     data: dict[str, pd.Series] = {}
     for column in columns:
-        series = pd.Series(_values(column, n_rows, rng), dtype=object)
+        series = pd.Series(column.draw(rng, n_rows), dtype=object)
         if column.nullable:
             series[rng.random(n_rows) < null_share] = None
-        if column.kind == "numeric":
-            series = series.astype("float64")
+        series = series.infer_objects()
         data[column.name] = series
     return pd.DataFrame(data)
 

@@ -1,43 +1,99 @@
-"""Columnar validation of a DataFrame against a feature spec, vectorised per column.
+"""The one validator: any input, from any door, to :class:`ValidRows` and a report.
 
-The rules are the record model's rules (:mod:`features.records`), applied to whole columns:
-missing column, wrong type, null where not nullable, NaN or infinity, out of range and
-category not allowed. Invalid rows are returned in a report with their position, column and
-reason, never dropped silently.
+:func:`validate` takes JSON-like records (a list of mappings), a pyarrow Table (what
+:mod:`features.tables` reads from CSV and Parquet) or a pandas DataFrame. Every door is first
+sorted into :class:`features.cells.Cells`; from there each column's kind decides, the same way
+for all of them (:mod:`features.columns`). The whole input is refused (:class:`InputError`) when
+a spec column is absent or, unless the spec says to ignore them, a column is unknown; otherwise
+each invalid row is reported with its position, column and reason, never dropped silently.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any, final
 
 import numpy as np
-import pandas as pd
-from pandas.api import types as ptypes
 
-from features.spec import BooleanColumn, CategoricalColumn, Column, FeatureSpec, NumericColumn
+from features.cells import Cells
+from features.columns import Categories, Column, Values
+from features.exceptions import InputError
+from features.spec import FeatureSpec
 
-ISSUE_COLUMNS = ["row", "column", "reason"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_PROBLEMS = 100
+"""An :class:`InputError` lists at most this many problems; its ``total`` counts them all."""
+
+_MADE_HERE = object()
+
+
+@final
+class ValidRows:
+    """The rows that passed the spec, as the model takes them: one typed column per feature
+    (and the target, when asked), and ``rows``, their 0-based positions in the input.
+
+    Only :func:`validate` makes one, so holding one means the rows were validated.
+    """
+
+    __slots__ = ("columns", "n_input", "rows", "spec_name")
+
+    def __init__(
+        self,
+        spec_name: str,
+        columns: dict[str, Values],
+        rows: np.ndarray,
+        n_input: int,
+        _token: object = None,
+    ) -> None:
+        if _token is not _MADE_HERE:
+            msg = "ValidRows are made by features.validate(), not directly"
+            raise TypeError(msg)
+        self.spec_name = spec_name
+        self.columns: Mapping[str, Values] = columns
+        self.rows = rows
+        self.n_input = n_input
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"ValidRows({self.spec_name!r}: {len(self)} of {self.n_input} rows)"
+
+    def frame(self) -> pd.DataFrame:
+        """The columns as a pandas frame indexed by input position: float64 for numbers and
+        booleans (NaN for null), object strings for categories (what scikit-learn takes)."""
+        import pandas as pd  # noqa: PLC0415
+
+        data = {
+            name: pd.Series(
+                values.to_numpy() if isinstance(values, Categories) else values,
+                dtype=object if isinstance(values, Categories) else "float64",
+            )
+            for name, values in self.columns.items()
+        }
+        return pd.DataFrame(data).set_axis(pd.Index(self.rows), axis=0)
 
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """What was wrong with a frame: one row in ``issues`` per (row, column, reason).
-
-    ``row`` is the 0-based position in the validated frame (add an offset for chunks).
-    """
+    """What was wrong with the input: one issue per (row, column, reason), sorted by row and
+    then by column in spec order. ``row`` is the 0-based position in the input."""
 
     n_rows: int
-    issues: pd.DataFrame
-    missing_columns: tuple[str, ...] = ()
-    extra_columns: tuple[str, ...] = ()
+    rows: np.ndarray
+    columns: np.ndarray
+    reasons: np.ndarray
+    ignored_columns: tuple[str, ...] = ()
 
     @cached_property
     def invalid_rows(self) -> np.ndarray:
         """Sorted positions of the rows with at least one issue."""
-        return np.unique(self.issues["row"].to_numpy(dtype=np.int64))
+        return np.unique(self.rows)
 
     @property
     def n_invalid(self) -> int:
@@ -49,226 +105,161 @@ class ValidationReport:
         """How many rows passed."""
         return self.n_rows - self.n_invalid
 
-    def reasons_by_row(self) -> pd.DataFrame:
-        """One line per rejected row: ``row`` and all its problems joined as ``reasons``."""
-        if self.issues.empty:
-            return pd.DataFrame(
-                {"row": pd.Series(dtype=np.int64), "reasons": pd.Series(dtype=object)}
-            )
-        # join each run of equal rows, in issue order (most runs are one issue long)
-        issues = self.issues
-        if not issues["row"].is_monotonic_increasing:  # validate_frame sorts them already
-            issues = issues.iloc[np.argsort(issues["row"].to_numpy(np.int64), kind="stable")]
-        rows = issues["row"].to_numpy(np.int64)
-        text = (issues["column"] + ": " + issues["reason"]).to_numpy(object)
+    def __iter__(self) -> Iterator[tuple[int, str, str]]:
+        """``(row, column, reason)`` for each issue, in order."""
+        return zip(self.rows.tolist(), self.columns.tolist(), self.reasons.tolist(), strict=True)
+
+    @property
+    def issues(self) -> pd.DataFrame:
+        """The issues as a frame with columns ``row``, ``column`` and ``reason``."""
+        import pandas as pd  # noqa: PLC0415
+
+        return pd.DataFrame({"row": self.rows, "column": self.columns, "reason": self.reasons})
+
+    def reasons_by_row(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, reasons)``: each rejected row once, in row order, with its problems joined
+        by ``; `` in the order they were listed (a report made by hand need not be sorted)."""
+        if not len(self.rows):
+            return self.rows, np.array([], dtype=object)
+        order = np.argsort(self.rows, kind="stable")
+        rows, columns, reasons = self.rows[order], self.columns[order], self.reasons[order]
+        text = [f"{c}: {r}" for c, r in zip(columns.tolist(), reasons.tolist(), strict=True)]
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         ends = np.r_[starts[1:], len(rows)]
-        joined = text[starts]
-        for index in np.flatnonzero(ends - starts > 1):
-            joined[index] = "; ".join(text[starts[index] : ends[index]])
-        return pd.DataFrame({"row": rows[starts], "reasons": pd.Series(joined, dtype=object)})
+        joined = np.array(
+            ["; ".join(text[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)],
+            dtype=object,
+        )
+        return rows[starts], joined
 
     def summary(self) -> str:
-        """A one-paragraph account: counts, the commonest reasons, ignored columns."""
+        """A short account: counts, the ten commonest reasons (ties in column, then reason
+        order), ignored columns."""
         lines = [f"{self.n_rows} rows: {self.n_valid} valid, {self.n_invalid} rejected"]
-        if not self.issues.empty:
-            counts = self.issues.value_counts(["column", "reason"], sort=False)
-            top = counts.sort_index().sort_values(ascending=False, kind="stable").head(10)
-            lines += [
-                f"  {key[0]}: {key[1]} ({n} rows)" for key, n in zip(top.index, top, strict=True)
-            ]
-        if self.extra_columns:
-            lines.append(f"  extra columns ignored: {', '.join(self.extra_columns)}")
+        counts = Counter(zip(self.columns.tolist(), self.reasons.tolist(), strict=True))
+        commonest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:10]
+        lines += [f"  {c}: {r} ({n} rows)" for (c, r), n in commonest]
+        if self.ignored_columns:
+            lines.append(f"  columns ignored: {', '.join(self.ignored_columns)}")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """The valid rows (spec columns, normalised dtypes, original index) and the report."""
+    """The valid rows and the report of the others."""
 
-    valid: pd.DataFrame
+    valid: ValidRows
     report: ValidationReport
 
 
-def _element_mask(values: pd.Series, accept: Callable[[object], bool]) -> np.ndarray:
-    """For object columns only: which non-null elements fail ``accept``."""
-    return np.fromiter(
-        (v is not None and v is not pd.NA and not _is_nan(v) and not accept(v) for v in values),
-        dtype=bool,
-        count=len(values),
-    )
+def check_names(
+    spec: FeatureSpec, names: Sequence[str], source: str, *, target: bool = False
+) -> tuple[str, ...]:
+    """Refuse a header (file columns, frame columns) that repeats a spec column, lacks one, or
+    (by the spec's ``unknown_fields``) holds one the spec does not name; return the columns
+    that will be ignored."""
+    problems: list[tuple[int | None, str | None, str]] = []
+    for name in sorted({n for n in names if names.count(n) > 1} & spec.known_columns):
+        problems.append((None, name, f"appears {names.count(name)} times"))
+    required = [*spec.feature_names, *([spec.target.name] if target else [])]
+    problems += [(None, name, "column missing") for name in required if name not in names]
+    unknown = [str(n) for n in names if n not in spec.known_columns]
+    if spec.unknown_fields == "error":
+        problems += [(None, name, "unknown column (not in the spec)") for name in unknown]
+    if problems:
+        raise InputError(source, problems[:MAX_PROBLEMS], len(problems))
+    return tuple(unknown)
 
 
-def _is_nan(value: object) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-def _is_bool(value: object) -> bool:
-    return isinstance(value, bool | np.bool_)
-
-
-Checks = list[tuple[str, np.ndarray]]
-
-
-def _numeric(column: NumericColumn, series: pd.Series) -> tuple[pd.Series, Checks]:
-    if ptypes.is_bool_dtype(series.dtype):
-        wrong = series.notna().to_numpy()
-        values = pd.Series(np.nan, index=series.index)
-    elif ptypes.is_numeric_dtype(series.dtype):
-        wrong = np.zeros(len(series), dtype=bool)
-        values = series.astype("float64")
-    elif ptypes.is_object_dtype(series.dtype):
-        wrong = _element_mask(series, _is_number)
-        values = pd.to_numeric(series.where(~wrong), errors="coerce").astype("float64")
-    else:
-        wrong = series.notna().to_numpy()
-        values = pd.Series(np.nan, index=series.index)
-    array = values.to_numpy()
-    checks: Checks = [("wrong type: expected a number", wrong)]
-    infinite = np.isinf(array)
-    checks.append(("not finite", infinite))
-    finite = np.where(infinite, np.nan, array)
-    with np.errstate(invalid="ignore"):
-        if column.min is not None:
-            checks.append((f"below minimum {column.min:g}", finite < column.min))
-        if column.max is not None:
-            checks.append((f"above maximum {column.max:g}", finite > column.max))
-    nulls = np.isnan(array) & ~wrong
-    return values, [*checks, *_null_check(column, nulls)]
-
-
-def _categorical(column: CategoricalColumn, series: pd.Series) -> tuple[pd.Series, Checks]:
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return _from_pandas_categorical(column, series)
-    nulls = series.isna().to_numpy()
-    if ptypes.is_string_dtype(series.dtype) and not ptypes.is_object_dtype(series.dtype):
-        wrong = np.zeros(len(series), dtype=bool)
-    elif ptypes.is_object_dtype(series.dtype):
-        if pd.api.types.infer_dtype(series, skipna=True) in {"string", "empty"}:
-            wrong = np.zeros(len(series), dtype=bool)
+def _record_cells(
+    spec: FeatureSpec, records: Sequence[Any], names: list[str], source: str
+) -> dict[str, Cells]:
+    """Records as cells, after the presence and unknown-field checks of every record."""
+    problems: list[tuple[int | None, str | None, str]] = []
+    total = 0
+    known = spec.known_columns
+    for index, record in enumerate(records):
+        found: list[tuple[int | None, str | None, str]] = []
+        if not isinstance(record, Mapping):
+            found.append((index, None, "expected an object (a record of fields)"))
         else:
-            wrong = _element_mask(series, lambda v: isinstance(v, str))
-    else:
-        wrong = ~nulls
-    values = series.astype(object).where(~(nulls | wrong), np.nan)
-    checks: Checks = [("wrong type: expected a string", wrong)]
-    if not column.allow_unknown:
-        unknown = ~(nulls | wrong) & ~values.isin(column.categories).to_numpy()
-        checks.append((_not_allowed(column), unknown))
-    return values, [*checks, *_null_check(column, nulls)]
+            found += [(index, n, "field required") for n in names if n not in record]
+            if spec.unknown_fields == "error":
+                unknown = [n for n in record if n not in known]
+                total += max(0, len(unknown) - MAX_PROBLEMS)  # a flood is counted, not listed
+                found += [(index, str(n), "unknown field") for n in unknown[:MAX_PROBLEMS]]
+        total += len(found)
+        problems += found[: max(0, MAX_PROBLEMS - len(problems))]
+    if total:
+        raise InputError(source, problems, total)
+    return {name: Cells.of_values([record[name] for record in records]) for name in names}
 
 
-def _from_pandas_categorical(
-    column: CategoricalColumn, series: pd.Series
-) -> tuple[pd.Series, Checks]:
-    """The same checks, made once per distinct value instead of once per row."""
-    categories = series.cat.categories
-    codes = series.cat.codes.to_numpy()
-    nulls = codes < 0
-    text = np.array([isinstance(c, str) for c in categories] + [True], dtype=bool)
-    known = set(column.categories)
-    allowed = np.array([c in known for c in categories] + [True], dtype=bool)
-    wrong = ~text[codes]  # code -1 (null) picks the last entry: True
-    values = series.where(~wrong) if wrong.any() else series  # stays categorical
-    checks: Checks = [("wrong type: expected a string", wrong)]
-    if not column.allow_unknown:
-        checks.append((_not_allowed(column), ~wrong & ~allowed[codes]))
-    return values, [*checks, *_null_check(column, nulls)]
+def _cells(
+    spec: FeatureSpec, data: object, names: list[str], source: str, target: bool
+) -> tuple[dict[str, Cells], int, tuple[str, ...]]:
+    if isinstance(data, Sequence) and not isinstance(data, str | bytes):
+        return _record_cells(spec, data, names, source), len(data), ()
+    kind = f"{type(data).__module__}.{type(data).__name__}"
+    table: Any = data  # a pyarrow Table or a pandas DataFrame, told apart without importing them
+    if kind == "pyarrow.lib.Table":
+        ignored = check_names(spec, table.column_names, source, target=target)
+        return {n: Cells.of_arrow(table[n]) for n in names}, table.num_rows, ignored
+    if kind in {"pandas.DataFrame", "pandas.core.frame.DataFrame"}:
+        ignored = check_names(spec, [str(c) for c in table.columns], source, target=target)
+        return {n: Cells.of_pandas(table[n]) for n in names}, len(table), ignored
+    msg = f"{source}: cannot validate a {type(data).__name__}: give records, a pyarrow Table "
+    msg += "or a pandas DataFrame"
+    raise TypeError(msg)
 
 
-def _not_allowed(column: CategoricalColumn) -> str:
-    return f"category not allowed (allowed: {', '.join(column.categories)})"
-
-
-def _boolean(column: BooleanColumn, series: pd.Series) -> tuple[pd.Series, Checks]:
-    nulls = series.isna().to_numpy()
-    if ptypes.is_bool_dtype(series.dtype):
-        wrong = np.zeros(len(series), dtype=bool)
-    elif ptypes.is_object_dtype(series.dtype):
-        wrong = _element_mask(series, _is_bool)
-    else:
-        wrong = ~nulls
-    ok = ~(nulls | wrong)
-    values = pd.Series(np.nan, index=series.index)
-    values[ok] = series[ok].astype(bool).astype("float64")
-    return values, [("wrong type: expected true or false", wrong), *_null_check(column, nulls)]
-
-
-def _null_check(column: Column, nulls: np.ndarray) -> Checks:
-    return [] if column.nullable else [("null not allowed", nulls)]
-
-
-def check_column(column: Column, series: pd.Series) -> tuple[pd.Series, Checks]:
-    """Normalise one column (float64 for numbers and booleans, object for strings, NaN for
-    missing; a pandas categorical stays one) and return it with its failing masks."""
-    if column.kind == "numeric":
-        return _numeric(column, series)
-    if column.kind == "categorical":
-        return _categorical(column, series)
-    return _boolean(column, series)
-
-
-def _issues(found: list[tuple[np.ndarray, str, str]]) -> pd.DataFrame:
-    """One frame of issues, sorted by row, then column, then the order of the checks; built
-    once from NumPy (a frame per check and a pandas sort cost more than the checks)."""
-    if not found:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in ISSUE_COLUMNS}).astype(
-            {"row": np.int64}
-        )
-    counts = [len(rows) for rows, _, _ in found]
-    names = np.array([name for _, name, _ in found], dtype=object)
-    reasons = np.array([reason for _, _, reason in found], dtype=object)
-    rank = {name: index for index, name in enumerate(sorted(set(names)))}
-    rows = np.concatenate([rows for rows, _, _ in found])
-    by_name = np.repeat([rank[name] for name in names], counts)
-    order = np.lexsort((by_name, rows))  # stable: checks keep their order
-    return pd.DataFrame(
-        {
-            "row": rows[order],
-            "column": np.repeat(names, counts)[order],
-            "reason": np.repeat(reasons, counts)[order],
-        }
-    )
-
-
-def validate_frame(
-    spec: FeatureSpec, frame: pd.DataFrame, *, require_target: bool = False
+def validate(
+    spec: FeatureSpec, data: object, *, target: bool = False, source: str = "input"
 ) -> ValidationResult:
-    """Split ``frame`` into valid rows and a report of every invalid one.
+    """Split ``data`` into :class:`ValidRows` and a report of every invalid row.
 
-    The features (and the target when ``require_target``) are checked; the spec's id column
-    is carried along unchecked; any other column is ignored and listed in the report.
+    ``data`` is a list of records (mappings of field to JSON-like value), a pyarrow Table or a
+    pandas DataFrame. The features are checked, and the target with ``target=True``; the id
+    column and ``ignored_columns`` may be present and are not read. Raises
+    :class:`InputError` (naming ``source``) when the whole input is unusable.
     """
-    columns: list[Column] = [*spec.features, *([spec.target] if require_target else [])]
-    known = {c.name for c in columns} | {spec.target.name}
-    if spec.id_column is not None:
-        known.add(spec.id_column)
-    extra = tuple(str(name) for name in frame.columns if name not in known)
-    n_rows = len(frame)
-    positions = np.arange(n_rows, dtype=np.int64)
-
-    found: list[tuple[np.ndarray, str, str]] = []  # (rows, column, reason)
-    out: dict[str, pd.Series] = {}
-    missing: list[str] = []
-    if spec.id_column is not None and spec.id_column in frame.columns:
-        out[spec.id_column] = frame[spec.id_column]
-    for column in columns:
-        if column.name not in frame.columns:
-            missing.append(column.name)
-            checks: Checks = [("missing column", np.ones(n_rows, dtype=bool))]
-            out[column.name] = pd.Series(np.nan, index=frame.index)
-        else:
-            out[column.name], checks = check_column(column, frame[column.name])
-        found += [(positions[mask], column.name, reason) for reason, mask in checks if mask.any()]
-    issues = _issues(found)
-    report = ValidationReport(n_rows, issues, tuple(missing), extra)
+    columns: list[Column] = [*spec.features, *([spec.target] if target else [])]
+    names = [column.name for column in columns]
+    cells, n_rows, ignored = _cells(spec, data, names, source, target)
+    parsed: dict[str, Values] = {}
+    found: list[tuple[np.ndarray, int, str]] = []
+    for order, column in enumerate(columns):
+        parsed[column.name], problems = column.parse(cells[column.name])
+        found += [(np.flatnonzero(rows), order, reason) for reason, rows in problems]
+    report = _report(n_rows, found, names, ignored)
     keep = np.ones(n_rows, dtype=bool)
     keep[report.invalid_rows] = False
-    valid = pd.DataFrame(out, index=frame.index).iloc[keep]
-    return ValidationResult(valid, report)
+    rows = np.flatnonzero(keep)
+    every = len(rows) == n_rows
+    valid = {
+        name: values
+        if every
+        else (values.take(rows) if isinstance(values, Categories) else values[rows])
+        for name, values in parsed.items()
+    }
+    return ValidationResult(ValidRows(spec.name, valid, rows, n_rows, _MADE_HERE), report)
+
+
+def _report(
+    n_rows: int,
+    found: list[tuple[np.ndarray, int, str]],
+    names: list[str],
+    ignored: tuple[str, ...],
+) -> ValidationReport:
+    """One report from the failing rows of each check, sorted by row, then column (spec
+    order), then the order of the checks."""
+    if not found:
+        empty = np.array([], dtype=object)
+        return ValidationReport(n_rows, np.array([], dtype=np.int64), empty, empty, ignored)
+    counts = [len(rows) for rows, _, _ in found]
+    rows = np.concatenate([rows for rows, _, _ in found]).astype(np.int64)
+    order = np.repeat([column for _, column, _ in found], counts)
+    sort = np.lexsort((order, rows))  # stable: checks keep their order
+    column_names = np.array(names, dtype=object)[order[sort]]
+    reasons = np.repeat(np.array([reason for _, _, reason in found], dtype=object), counts)
+    return ValidationReport(n_rows, rows[sort], column_names, reasons[sort], ignored)

@@ -7,26 +7,23 @@
 This module is the package's public API (``__all__``), with ``model.testing`` (helpers for
 tests); every other submodule is internal, which ``lint-imports`` enforces.
 
-Training (scikit-learn, SciPy) is imported on first use: loading an artifact with a compiled
-form and predicting with it needs NumPy only, which keeps a serving process's start-up short.
+Loading verifies and audits every artifact before it builds anything (:mod:`model.store`,
+:mod:`model.audit`): a loaded artifact is always an audited one. Training (scikit-learn,
+SciPy) is imported on first use: loading an artifact with a compiled form, its audit included,
+and predicting with it needs NumPy only, which keeps a serving process's start-up short.
 """
 
 from importlib import import_module
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-from model.artifact import (
-    FORMAT_VERSION,
-    TRUSTED_TYPES,
-    Artifact,
-    Manifest,
-    Prediction,
-    load_artifact,
-    load_artifact_or_default,
-    load_default,
-)
+from model.audit import TRUSTED_TYPES
+from model.bundled import load_artifact_or_default, load_default
 from model.compiled import CompiledLinear, CompiledPipeline
 from model.exceptions import ArtifactError, ConfigError, DataError, ModelError, QualityGateError
+from model.manifest import FORMAT_VERSION, Manifest
+from model.predictor import Artifact, Prediction
+from model.store import load_artifact
 
 if TYPE_CHECKING:
     from model.config import Gate, TrainConfig

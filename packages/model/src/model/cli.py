@@ -18,16 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from features import SpecError
-from model.artifact import (
-    Artifact,
-    check_replaceable,
-    default_artifact_dir,
-    load_artifact,
-    load_artifact_or_default,
-    sha256_file,
-)
+from model.bundled import default_artifact_dir, load_artifact_or_default
 from model.config import TrainConfig
 from model.exceptions import ModelError, QualityGateError
+from model.manifest import sha256_file
+from model.predictor import Artifact
+from model.store import check_replaceable, load_artifact
 
 DEFAULT_CONFIG = Path("configs/penguins_species.toml")
 
@@ -81,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
             f"({report.n_invalid} rejected by validation) in {seconds:.1f}s",
         )
     )
-    if report.n_invalid or report.extra_columns:
+    if report.n_invalid or report.ignored_columns:
         out.print(report.summary())
     out.print(_metrics_table("metrics", result.metrics, result.cv_metrics))
     failures = config.gate.failures(result.metrics)
@@ -119,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     artifact = load_artifact_or_default(args.artifact)
     data = _data_file(args, artifact)
-    metrics, report = evaluate_artifact(artifact, read_table(data))
+    metrics, report = evaluate_artifact(artifact, read_table(data, artifact.spec))
     out.print(
         f"{artifact.name} {artifact.version} on {data}: {report.n_valid} rows scored, "
         f"{report.n_invalid} rejected; predicted with {_inference(artifact)}, as served"

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from model.artifact import sha256_file
+import features
+from features import FeatureSpec, InputError
 from model.exceptions import DataError
+from model.manifest import sha256_file
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (by extension) into a DataFrame, with clear errors."""
-    suffix = path.suffix.lower()
-    if suffix not in {".csv", ".parquet"}:
-        msg = f"{path}: unsupported format {suffix or '(none)'!r}; use .csv or .parquet"
-        raise DataError(msg)
-    if not path.is_file():
-        msg = f"{path}: data file not found"
-        raise DataError(msg)
+def read_table(path: Path, spec: FeatureSpec, *, target: bool = True) -> pa.Table:
+    """Read a CSV or Parquet file by the spec's rules (:func:`features.read_table`): a missing
+    file, an unreadable one, or a header without a spec column is a :class:`DataError`."""
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        table: pd.DataFrame = pq.read_table(path).to_pandas()
-    except (
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        pa.ArrowException,
-        UnicodeError,
-    ) as err:
-        msg = f"{path}: cannot read as {suffix[1:]}: {err}"
-        raise DataError(msg) from None
-    return table
+        return features.read_table(path, spec, target=target)
+    except InputError as error:
+        raise DataError(str(error)) from None
 
 
 def fingerprint(path: Path, n_rows: int) -> dict[str, str | int]:

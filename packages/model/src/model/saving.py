@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model.artifact import write_artifact
+from model.store import write_artifact
 
 if TYPE_CHECKING:
     from model.training import TrainResult

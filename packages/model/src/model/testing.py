@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from model.artifact import default_artifact_dir
+from model.bundled import default_artifact_dir
 
 
 @contextmanager

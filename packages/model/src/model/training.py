@@ -15,17 +15,18 @@ from features import (
     FeatureSpec,
     ValidationReport,
     ValidationResult,
+    ValidRows,
     build_preprocessor,
-    frame_columns,
-    validate_frame,
+    edge_records,
+    validate,
 )
-from model.artifact import Artifact
 from model.compiled import CompiledPipeline
 from model.config import TrainConfig
 from model.data import fingerprint, read_table
 from model.estimators import compile_pipeline
 from model.exceptions import DataError
 from model.metrics import evaluate, scoring
+from model.predictor import Artifact
 
 Progress = Callable[[str], None]
 
@@ -47,9 +48,9 @@ class TrainResult:
     inference: str  # how the artifact will predict, and why (for the user)
 
 
-def _labels(spec: FeatureSpec, valid: pd.DataFrame) -> pd.Series:
+def _labels(spec: FeatureSpec, frame: pd.DataFrame) -> pd.Series:
     """The target column: class names as strings for classification, numbers otherwise."""
-    y = valid[spec.target.name]
+    y = frame[spec.target.name]
     return y.astype(str) if spec.task == "classification" else y
 
 
@@ -68,8 +69,8 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
     """Run one training: every step is deterministic given the config, data and lock."""
     spec = config.preflight()
     progress(f"reading {config.data}")
-    frame = read_table(config.data)
-    result = validate_frame(spec, frame, require_target=True)
+    table = read_table(config.data, spec)
+    result = validate(spec, table, target=True, source=str(config.data))
     report = result.report
     share = report.n_invalid / max(report.n_rows, 1)
     if share > config.max_invalid_share:
@@ -80,7 +81,7 @@ def train(config: TrainConfig, progress: Progress = lambda _: None) -> TrainResu
         raise DataError(msg)
     valid = result.valid
     try:
-        return _fit(config, spec, result, progress, data=fingerprint(config.data, len(frame)))
+        return _fit(config, spec, result, progress, data=fingerprint(config.data, table.num_rows))
     except ValueError as error:  # scikit-learn on data it cannot learn from: too few rows...
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         msg = f"{config.data}: cannot train on its {len(valid)} valid rows: {reason}"
@@ -95,8 +96,8 @@ def _fit(
     *,
     data: dict[str, str | int],
 ) -> TrainResult:
-    valid = result.valid
-    X, y = valid[spec.feature_names], _labels(spec, valid)
+    frame = result.valid.frame()
+    X, y = frame[spec.feature_names], _labels(spec, frame)
     classification = spec.task == "classification"
     X_train, X_test, y_train, y_test = train_test_split(
         X,
@@ -120,7 +121,7 @@ def _fit(
     pipeline.fit(X_train, y_train)
     metrics = evaluate(spec.task, y_test, pipeline.predict(X_test))
     progress("compiling the NumPy inference path")
-    compiled, inference = compile_checked(pipeline, spec, X)
+    compiled, inference = compile_checked(pipeline, spec, result.valid)
     return TrainResult(
         config=config,
         spec=spec,
@@ -136,45 +137,36 @@ def _fit(
     )
 
 
-def edge_rows(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``X`` with, in turn, each nullable feature null and each open category unseen."""
-    base = X.head(1)
-    rows = []
-    for column in spec.features:
-        if column.nullable:
-            rows.append(base.assign(**{column.name: np.nan}))
-        if column.kind == "categorical" and column.allow_unknown:
-            rows.append(base.assign(**{column.name: "\x00unseen"}))
-    if rows:
-        rows.append(base.assign(**{c.name: np.nan for c in spec.features if c.nullable}))
-    return pd.concat([base, *rows], ignore_index=True).astype(X.dtypes.to_dict())
-
-
 def compile_checked(
-    pipeline: Pipeline, spec: FeatureSpec, X: pd.DataFrame
+    pipeline: Pipeline, spec: FeatureSpec, valid: ValidRows
 ) -> tuple[CompiledPipeline | None, str]:
     """The pipeline's NumPy form, if it has one and, with the estimator it leaves to
-    scikit-learn, agrees with the pipeline on ``X`` and on :func:`edge_rows` (probabilities or
-    values within 1e-9, relative, and the same classes); and a sentence saying which way the
-    artifact will predict and why."""
+    scikit-learn, agrees with the pipeline on the training rows and on
+    :func:`features.edge_records` (probabilities or values within 1e-9, relative, and the same
+    classes); and a sentence saying which way the artifact will predict and why."""
     try:
         compiled = compile_pipeline(pipeline)
     except CompileError as error:
         return None, f"scikit-learn ({error})"
-    rows = pd.concat([X, edge_rows(spec, X)], ignore_index=True)
-    matrix = compiled.preprocessor.transform(frame_columns(rows, spec.feature_names))
-    estimator = compiled.estimator or pipeline[-1]
-    if spec.task == "classification":
-        expected, got = pipeline.predict_proba(rows), estimator.predict_proba(matrix)
-        labels = np.asarray(estimator.predict(matrix)).astype(str)
-        same = np.array_equal(pipeline.predict(rows).astype(str), labels)
-    else:
-        expected, got = pipeline.predict(rows), estimator.predict(matrix)
-        same = True
-    if not (same and np.allclose(got, expected, rtol=1e-9, atol=1e-12)):
-        difference = float(np.max(np.abs(got - expected)))
+    edges = validate(spec, edge_records(spec), source="edge records").valid
+    worst, checked = 0.0, 0
+    for rows in (valid, edges):
+        frame = rows.frame()[spec.feature_names]
+        matrix = compiled.preprocessor.transform(rows.columns)
+        estimator = compiled.estimator or pipeline[-1]
+        if spec.task == "classification":
+            expected, got = pipeline.predict_proba(frame), estimator.predict_proba(matrix)
+            labels = np.asarray(estimator.predict(matrix)).astype(str)
+            same = np.array_equal(pipeline.predict(frame).astype(str), labels)
+        else:
+            expected, got = pipeline.predict(frame), estimator.predict(matrix)
+            same = True
+        checked += len(rows)
+        if not (same and np.allclose(got, expected, rtol=1e-9, atol=1e-12)):
+            worst = max(worst, float(np.max(np.abs(got - expected))), 1e-300)
+    if worst:
         return None, (
-            f"scikit-learn (warning: the NumPy form differed from it by up to {difference:.3g}, "
+            f"scikit-learn (warning: the NumPy form differed from it by up to {worst:.3g}, "
             "so it was not shipped; please report this)"
         )
     how = (
@@ -182,18 +174,20 @@ def compile_checked(
         if compiled.estimator is not None
         else f"NumPy preprocessing + scikit-learn {type(pipeline[-1]).__name__}"
     )
-    return compiled, f"{how} (inference.json, checked against scikit-learn on {len(rows)} rows)"
+    return compiled, f"{how} (inference.json, checked against scikit-learn on {checked} rows)"
 
 
 def evaluate_artifact(
-    artifact: Artifact, frame: pd.DataFrame
+    artifact: Artifact, data: object
 ) -> tuple[dict[str, float], ValidationReport]:
-    """Metrics of an artifact on a labelled frame, predicted as serving predicts (the compiled
-    form when the artifact has one); invalid rows are left out and reported."""
+    """Metrics of an artifact on labelled data (records, an Arrow table as
+    :func:`features.read_table` reads a file, or a frame), validated by the spec and predicted
+    as serving predicts (the compiled form when the artifact has one); invalid rows are left
+    out and reported."""
     spec = artifact.spec
-    result = validate_frame(spec, frame, require_target=True)
-    if result.valid.empty:
+    result = validate(spec, data, target=True)
+    if not len(result.valid):
         msg = f"no valid rows to evaluate:\n{result.report.summary()}"
         raise DataError(msg)
-    labels, _ = artifact.predict_valid(frame_columns(result.valid, spec.feature_names))
-    return evaluate(spec.task, _labels(spec, result.valid), labels), result.report
+    predicted = artifact.predict(result.valid)
+    return evaluate(spec.task, _labels(spec, result.valid.frame()), predicted.labels), result.report

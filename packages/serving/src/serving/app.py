@@ -7,12 +7,10 @@ artifact's spec, and FastAPI must see it as a real annotation.
 import asyncio
 import json
 import logging
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -22,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import serving
+from features import ValidRows, edge_records, validate
 from model import Artifact, load_artifact_or_default
 from serving.observability import (
     STATE_KEY,
@@ -30,8 +29,10 @@ from serving.observability import (
     configure_logging,
 )
 from serving.schemas import (
+    MAX_ERROR_ITEMS,
     ErrorItem,
     ErrorResponse,
+    Item,
     Metadata,
     PredictionItem,
     PredictResponse,
@@ -49,22 +50,10 @@ def load(settings: Settings) -> Artifact:
     return load_artifact_or_default(settings.artifact)
 
 
-def records_columns(artifact: Artifact, records: list[BaseModel]) -> dict[str, np.ndarray]:
-    """Validated records as the columns the model takes: float64 numbers and booleans (NaN for
-    null), object arrays of strings. The request model applied the spec's rules already."""
-    columns: dict[str, np.ndarray] = {}
-    for column in artifact.spec.features:
-        values = [getattr(record, column.name) for record in records]
-        if column.kind == "categorical":
-            columns[column.name] = np.array([np.nan if v is None else v for v in values], object)
-        else:
-            columns[column.name] = np.array([np.nan if v is None else v for v in values], float)
-    return columns
-
-
-def predict_items(artifact: Artifact, columns: dict[str, np.ndarray]) -> list[PredictionItem]:
-    """Predict every record of validated columns, in order."""
-    labels, proba = artifact.predict_valid(columns)
+def predict_items(artifact: Artifact, valid: ValidRows) -> list[PredictionItem]:
+    """Predict every validated record, in order."""
+    predicted = artifact.predict(valid)
+    labels, proba = predicted.labels, predicted.probabilities
     if proba is None:
         return [PredictionItem(prediction=float(p)) for p in labels.tolist()]
     classes = artifact.classes
@@ -84,23 +73,15 @@ def _error(
     return Response(json.dumps(body.model_dump()), status, media_type="application/json")
 
 
-def _invalid(problems: Problems, metrics: Metrics, max_records: int) -> Response:
-    """400 for malformed JSON, 413 for too many records, else 422 with the first
-    :data:`MAX_ERROR_ITEMS` problems (record, field, message) and their total."""
-    items: list[ErrorItem] = []
-    for e in problems.errors:
-        loc = list(e["loc"])[1:] if e["loc"] and e["loc"][0] == "body" else list(e["loc"])
-        if e["type"] == "json_invalid":
-            return _error(400, "malformed JSON", [ErrorItem(message=str(e["msg"]))])
-        if e["type"] == "too_long" and loc == ["records"]:
-            return _error(413, f"too many records: at most {max_records} per request")
-        record = (
-            loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
-        )
-        field = ".".join(map(str, loc[2:] if record is not None else loc))
-        items.append(ErrorItem(record=record, field=field or None, message=str(e["msg"])))
-    metrics.rejected.inc(len(problems.records))
-    return _error(422, "invalid input", items, total=problems.total)
+def _invalid(problems: Problems, metrics: Metrics) -> Response:
+    """The refusal as the service's error shape: 400 malformed JSON, 413 too many records, 422
+    invalid records with the first :data:`MAX_ERROR_ITEMS` problems and their total."""
+    items = [
+        ErrorItem(record=record, field=field, message=message)
+        for record, field, message in problems.items[:MAX_ERROR_ITEMS]
+    ]
+    metrics.rejected.inc(problems.records)
+    return _error(problems.status, problems.error, items, total=problems.total)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -128,7 +109,7 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            check = await run_in_threadpool(predict_items, artifact, _self_check_columns(artifact))
+            check = await run_in_threadpool(predict_items, artifact, _self_check_rows(artifact))
             if len(check) != 1:
                 raise RuntimeError(check)  # noqa: TRY301 - logged just below
         except Exception:
@@ -159,9 +140,10 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> Response:
-        problems = Problems()
-        problems.add([dict(e) for e in exc.errors()])
-        return _invalid(problems, metrics, settings.max_records)
+        items: list[Item] = [
+            (None, ".".join(map(str, e["loc"])) or None, str(e["msg"])) for e in exc.errors()
+        ]
+        return _invalid(Problems(422, "invalid input", items, len(items)), metrics)
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> Response:
@@ -206,12 +188,11 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     def respond(body: bytes, state: dict[str, Any]) -> Response:
         """Parse, validate and predict in a worker thread: a large or bad body never holds
         the event loop (other clients, /health) for its parsing or its error list."""
-        parsed = reader.read(body)
-        if isinstance(parsed, Problems):
-            return _invalid(parsed, metrics, settings.max_records)
-        records = parsed.records  # type: ignore[attr-defined]
-        state["records"] = len(records)
-        items = predict_items(artifact, records_columns(artifact, records))
+        valid = reader.read(body)
+        if isinstance(valid, Problems):
+            return _invalid(valid, metrics)
+        state["records"] = len(valid)
+        items = predict_items(artifact, valid)
         metrics.predictions.inc(len(items))
         answer = PredictResponse(
             model=manifest.model_name, version=manifest.model_version, predictions=items
@@ -269,21 +250,9 @@ def _document_request(app: FastAPI, request_model: type[BaseModel]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _self_check_columns(artifact: Artifact) -> dict[str, np.ndarray]:
-    """One record made of each feature's midpoint or first category."""
-    columns: dict[str, np.ndarray] = {}
-    for column in artifact.spec.features:
-        if column.kind == "numeric":
-            low = column.min if column.min is not None else 0.0
-            high = column.max if column.max is not None else low
-            columns[column.name] = np.array(
-                [(low + high) / 2 if math.isfinite(low + high) else 0.0]
-            )
-        elif column.kind == "categorical":
-            columns[column.name] = np.array([column.categories[0]], dtype=object)
-        else:
-            columns[column.name] = np.array([0.0])
-    return columns
+def _self_check_rows(artifact: Artifact) -> ValidRows:
+    """One record made of each feature's sample value (midpoint, first category...)."""
+    return validate(artifact.spec, edge_records(artifact.spec)[:1], source="self-check").valid
 
 
 def app_from_env() -> FastAPI:

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from features import FeatureSpec, frame_columns, validate_frame
+from features import FeatureSpec, check_file, iter_tables, validate
 from model import Artifact
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS
-from serving.tabular import (
-    AtomicWriter,
-    Chunk,
-    arrow_errors,
-    check_paths,
-    input_schema,
-    plain,
-    read_chunks,
-)
+from serving.tabular import AtomicWriter, arrow_errors, check_paths, plain
 
 
 @dataclass(frozen=True)
@@ -53,31 +44,36 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects{output.suffix}")
 
 
-def _key_field(spec: FeatureSpec, schema: pa.Schema) -> pa.Field | None:
-    """The spec's id column as the file types it; None when rows are keyed by ``row``, the
-    0-based input row number."""
-    if spec.id_column is None or spec.id_column not in schema.names:
-        return None
-    return pa.field(spec.id_column, plain(schema.field(spec.id_column).type))
+def _carried(spec: FeatureSpec, schema: pa.Schema, keep: Sequence[str], path: Path) -> list[str]:
+    """The input columns copied into the output: the spec's id column when the file has it,
+    then ``keep``, which the file must have."""
+    missing = [name for name in keep if name not in schema.names]
+    if missing:
+        msg = f"{path}: --keep names column(s) the file does not have: {', '.join(missing)}"
+        raise TableError(msg)
+    named = [spec.id_column] if spec.id_column and spec.id_column in schema.names else []
+    return list(dict.fromkeys([*named, *keep]))
 
 
-def _unique(schema: pa.Schema, path: Path, spec: FeatureSpec) -> pa.Schema:
+def _unique(schema: pa.Schema, path: Path) -> pa.Schema:
     repeated = sorted({n for n in schema.names if schema.names.count(n) > 1})
     if repeated:
         msg = (
-            f"{path}: the spec's id column {spec.id_column!r} has the name of a column this "
-            f"file gets ({', '.join(repeated)}); rename the id column in the feature spec"
+            f"{path}: would hold the column(s) {', '.join(repeated)} twice: an input column "
+            "copied into it has the name of a column the scorer writes; rename it in the input"
         )
         raise TableError(msg)
     return schema
 
 
-def output_schema(artifact: Artifact, key: pa.Field) -> pa.Schema:
-    """Key, prediction, one probability per class (classifiers), model version."""
+def output_schema(artifact: Artifact, carried: list[pa.Field]) -> pa.Schema:
+    """``row`` (the 0-based input row), the carried columns, the prediction, one probability
+    per class (classifiers), the model version."""
     label = pa.string() if artifact.classes else pa.float64()
     return pa.schema(
         [
-            key,
+            pa.field("row", pa.int64()),
+            *carried,
             pa.field("prediction", label),
             *[pa.field(f"probability_{name}", pa.float64()) for name in artifact.classes],
             pa.field("model_version", pa.string()),
@@ -85,48 +81,49 @@ def output_schema(artifact: Artifact, key: pa.Field) -> pa.Schema:
     )
 
 
-def rejects_schema(spec: FeatureSpec, key: pa.Field) -> pa.Schema:
-    """Key, reasons, and each feature's value as it was read (text)."""
-    features = [pa.field(name, pa.string()) for name in spec.feature_names]
-    return pa.schema([key, pa.field("reasons", pa.string()), *features])
+def rejects_schema(schema: pa.Schema) -> pa.Schema:
+    """``row``, ``reasons``, then every input column as it was read, in the input's order."""
+    fields = [pa.field(f.name, plain(f.type)) for f in schema]
+    return pa.schema([pa.field("row", pa.int64()), pa.field("reasons", pa.string()), *fields])
+
+
+def _take(column: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
+    """The given rows of an input column (Arrow has no ``take`` for string views)."""
+    if plain(column.type) != column.type and not pa.types.is_dictionary(column.type):
+        column = column.cast(plain(column.type))
+    return column.take(rows)
 
 
 def _scored(
-    artifact: Artifact, chunk: Chunk, key_name: str, key: pa.Array | pa.ChunkedArray
+    artifact: Artifact, table: pa.Table, offset: int, carried: list[str], source: Path
 ) -> tuple[pa.Table, pa.Table]:
-    """The scored rows and the rejected rows (reasons and values as read), as Arrow tables
-    (no pandas strings on the hot path)."""
-    result = validate_frame(artifact.spec, chunk.frame)
+    """The scored rows and the rejected rows (reasons, and the row as read), as Arrow tables
+    (no pandas on the hot path)."""
+    result = validate(artifact.spec, table, source=str(source))
     valid = result.valid
-    labels, proba = (
-        artifact.predict_valid(frame_columns(valid, artifact.spec.feature_names))
-        if len(valid)
-        else (np.array([], dtype=object), np.zeros((0, len(artifact.classes))))
+    predicted = artifact.predict(valid)
+    columns = {"row": pa.array(valid.rows + offset, pa.int64())}
+    for name in carried:
+        columns[name] = _take(table[name], valid.rows)
+    proba = predicted.probabilities
+    columns["prediction"] = pa.array(
+        predicted.labels, type=pa.float64() if proba is None else pa.string()
     )
-    columns = {
-        key_name: key.take(valid.index.to_numpy()),
-        "prediction": pa.array(labels, type=pa.float64() if proba is None else pa.string()),
-    }
     if proba is not None:
         for index, name in enumerate(artifact.classes):
             columns[f"probability_{name}"] = pa.array(proba[:, index], type=pa.float64())
     columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(valid))
-    reasons = result.report.reasons_by_row()
-    rows = reasons["row"].to_numpy()
+    rows, reasons = result.report.reasons_by_row()
     rejected = {
-        key_name: key.take(rows),
-        "reasons": pa.array(reasons["reasons"].to_numpy(object), type=pa.string()),
+        "row": pa.array(rows + offset, pa.int64()),
+        "reasons": pa.array(reasons, type=pa.string()),
     }
-    for name in artifact.spec.feature_names:
-        rejected[name] = (
-            pc.cast(chunk.raw[name].take(rows), pa.string())
-            if name in chunk.raw.column_names
-            else pa.nulls(len(rows), pa.string())
-        )
+    for name in table.column_names:
+        rejected[name] = _take(table[name], rows)
     return pa.table(columns), pa.table(rejected)
 
 
-def _prefetched(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+def _prefetched(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
     """Read the next chunk in a background thread while the caller scores this one (Arrow
     decodes and writes without holding the GIL, so reading, scoring and writing overlap)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
@@ -147,13 +144,17 @@ def score_file(
     output: Path,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    keep: Sequence[str] = (),
     progress: Callable[[int], None] = lambda _: None,
 ) -> BatchSummary:
     """Score ``source`` into ``output`` chunk by chunk; invalid rows go to the rejects file.
 
-    The output holds the spec's id column (or ``row``, the 0-based input row number), the
-    prediction, one ``probability_<class>`` per class for classifiers, and ``model_version``.
-    Neither output may be the input (checked before anything is written).
+    The input is read and validated by the spec's rules (``features``): a file without a spec
+    column, or with a column the spec does not name (unless it says to ignore them), is refused
+    before anything is written. The output holds ``row`` (the 0-based input row), the spec's id
+    column and the ``keep`` columns as read, the prediction, one ``probability_<class>`` per
+    class for classifiers, and ``model_version``. The rejects file holds ``row``, ``reasons``
+    and every input column exactly as read. Neither output may be the input.
     """
     if chunk_rows < 1:
         msg = f"chunk_rows must be at least 1, got {chunk_rows}"
@@ -162,35 +163,28 @@ def score_file(
     check_paths(source, output=output, rejects=rejects)
     started = time.perf_counter()
     spec = artifact.spec
-    schema = input_schema(source, spec)
-    key_field = _key_field(spec, schema)
-    numbered = key_field is None
-    key_field = key_field or pa.field("row", pa.int64())
-    scored_schema = _unique(output_schema(artifact, key_field), output, spec)
-    rejected_schema = _unique(rejects_schema(spec, key_field), rejects, spec)
+    schema = check_file(source, spec)
+    carried = _carried(spec, schema, keep, source)
+    fields = [pa.field(name, plain(schema.field(name).type)) for name in carried]
+    scored_schema = _unique(output_schema(artifact, fields), output)
+    rejected_schema = _unique(rejects_schema(schema), rejects)
     offset = scored_rows = rejected_rows = 0
     with (
-        AtomicWriter(output, scored_schema) as out,
+        AtomicWriter(output, scored_schema, neutralise=["prediction"]) as out,
         AtomicWriter(rejects, rejected_schema, keep_empty=False) as bad,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer") as writer,
     ):
         written: Future[None] | None = None
-        for chunk in _prefetched(read_chunks(source, spec, chunk_rows, schema)):
-            n = chunk.raw.num_rows
-            key = (
-                pa.array(np.arange(offset, offset + n, dtype=np.int64))
-                if numbered
-                else pc.cast(chunk.raw[key_field.name], key_field.type)
-            )
+        for table in _prefetched(iter_tables(source, spec, chunk_rows, schema)):
             with arrow_errors(source, "score"):
-                scored, rejected = _scored(artifact, chunk, key_field.name, key)
+                scored, rejected = _scored(artifact, table, offset, carried, source)
             if written is not None:
                 written.result()  # one chunk in flight at most: memory stays bounded
             written = writer.submit(_write, out, scored, bad, rejected)
             scored_rows += scored.num_rows
             rejected_rows += rejected.num_rows
-            offset += n
-            progress(n)
+            offset += table.num_rows
+            progress(table.num_rows)
         if written is not None:
             written.result()
     if scored_rows + rejected_rows != offset:  # pragma: no cover - an invariant, not a branch

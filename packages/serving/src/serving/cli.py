@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from features import SpecError
+from features import InputError, SpecError
 from model import ModelError
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_REJECT_SHARE, Settings
@@ -62,6 +62,12 @@ def _stop(signum: int, _: object) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import pyarrow as pa  # noqa: PLC0415
+
+    # pyarrow imports pandas (when installed) on first use and loses an exception raised
+    # meanwhile: a SIGTERM arriving then was ignored, the run went on and succeeded. Let it
+    # import it now, before the handler.
+    pa.array([True]).to_numpy(zero_copy_only=False)
     previous = signal.signal(signal.SIGTERM, _stop)  # clean up partial files, as Ctrl-C does
     try:
         return _score_file(args)
@@ -75,7 +81,9 @@ def _score_file(args: argparse.Namespace) -> int:
 
     artifact = load(_settings(args))
     if not err.is_terminal:  # no progress display at all (older rich still prints a line)
-        summary = score_file(artifact, args.input, args.output, chunk_rows=args.chunk_rows)
+        summary = score_file(
+            artifact, args.input, args.output, chunk_rows=args.chunk_rows, keep=args.keep
+        )
     else:
         columns = (
             SpinnerColumn(),
@@ -91,6 +99,7 @@ def _score_file(args: argparse.Namespace) -> int:
                 args.input,
                 args.output,
                 chunk_rows=args.chunk_rows,
+                keep=args.keep,
                 progress=lambda n: bar.advance(task, n),
             )
     out.print(summary.line())
@@ -113,6 +122,14 @@ def _share(text: str) -> float:
         msg = f"expected a share between 0 and 1, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        msg = f"expected column names separated by commas, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
 
 
 def parser() -> argparse.ArgumentParser:
@@ -139,6 +156,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"rows per chunk; bounds memory (default {DEFAULT_CHUNK_ROWS})",
     )
     score.add_argument(
+        "--keep",
+        type=_names,
+        default=[],
+        metavar="COLUMN[,COLUMN...]",
+        help="input columns to copy into the output beside `row` (the spec's id column is "
+        "copied anyway)",
+    )
+    score.add_argument(
         "--max-reject-share",
         type=_share,
         default=DEFAULT_MAX_REJECT_SHARE,
@@ -153,6 +178,19 @@ def _fail(message: str) -> None:
     err.print(Text.assemble(("error:", "red"), " ", message))
 
 
+def _one_line(error: InputError) -> str:
+    """The refused input and its first problems on one line, as every error of the command
+    is (a scheduled job's error is one log line)."""
+    parts = []
+    for record, field, message in error.problems[:10]:
+        where = [f"record {record}"] if record is not None else []
+        where += [f"column {field!r}"] if field is not None else []
+        parts.append(f"{', '.join(where)}: {message}" if where else message)
+    if error.total > len(parts):
+        parts.append(f"... and {error.total - len(parts)} more")
+    return f"{error.source}: input refused: {'; '.join(parts)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``serving`` console script."""
     args = parser().parse_args(argv)
@@ -163,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_url=False)
         )
         _fail(f"invalid settings: {problems}")
+    except InputError as error:
+        _fail(_one_line(error))
     except (ModelError, SpecError, TableError) as error:
         _fail(str(error))
     except TerminatedError as error:

@@ -3,23 +3,22 @@ so ``/openapi.json`` documents each field with its type, nullability and constra
 
 from __future__ import annotations
 
+import itertools
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from features import FeatureSpec, record_model
+from features import FeatureSpec, InputError, ValidRows, record_model, validate
 
 MAX_ERROR_ITEMS = 100
 """At most this many items in an error's ``detail``; ``total`` counts them all."""
 
 
-def predict_request_model(
-    spec: FeatureSpec, max_records: int, extra: Literal["forbid", "ignore"] = "forbid"
-) -> type[BaseModel]:
-    """``{"records": [...]}``: 1 to ``max_records`` records, unknown fields refused."""
-    record = record_model(spec, extra=extra)
+def predict_request_model(spec: FeatureSpec, max_records: int) -> type[BaseModel]:
+    """``{"records": [...]}``: 1 to ``max_records`` records (what /openapi.json documents)."""
+    record = record_model(spec)
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
@@ -27,76 +26,69 @@ def predict_request_model(
     )
 
 
-@dataclass
+Item = tuple[int | None, str | None, str]
+"""One problem: the record index and the field it concerns (when it does), and what is wrong."""
+
+
+@dataclass(frozen=True)
 class Problems:
-    """Why a request body was refused: the first :data:`MAX_ERROR_ITEMS` errors (pydantic's
-    shape: ``loc``, ``msg``, ``type``), how many there were, and which records had one."""
+    """Why a request was refused: the HTTP status and error, the first
+    :data:`MAX_ERROR_ITEMS` problems, how many there were, and how many records had one."""
 
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    total: int = 0
-    records: set[int] = field(default_factory=set)
-
-    def add(self, errors: list[dict[str, Any]]) -> None:
-        """Count ``errors``; keep them while there is room."""
-        self.total += len(errors)
-        self.errors += errors[: MAX_ERROR_ITEMS - len(self.errors)]
-        for error in errors:
-            loc = error["loc"]
-            if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int):
-                self.records.add(loc[1])
+    status: int
+    error: str
+    items: list[Item]
+    total: int
+    records: int = 0
 
 
 class RequestReader:
-    """Parse and validate a ``/v1/predict`` body with work bounded by its size, not by how
-    wrong it is: unknown fields (the one error that can repeat without limit in a record)
-    are counted here, cheaply, and the records are validated without them."""
+    """Parse and validate a ``/v1/predict`` body with the spec's one validator
+    (:func:`features.validate`), with work bounded by the body's size, not by how wrong it is."""
 
     def __init__(self, spec: FeatureSpec, max_records: int) -> None:
-        self.model = predict_request_model(spec, max_records)  # what /openapi.json documents
-        self._lenient = predict_request_model(spec, max_records, extra="ignore")
-        self._fields = frozenset(spec.feature_names)
+        self.spec = spec
+        self.model = predict_request_model(spec, max_records)
         self.max_records = max_records
 
-    def read(self, body: bytes) -> BaseModel | Problems:
-        """The validated request, or its problems (a ``json_invalid`` one for bad JSON)."""
-        problems = Problems()
+    def read(self, body: bytes) -> ValidRows | Problems:
+        """The validated records, or why they were refused."""
         try:
             data = json.loads(body)
         except (ValueError, RecursionError) as error:
             reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-            problems.add([{"loc": (), "msg": f"Invalid JSON: {reason}", "type": "json_invalid"}])
-            return problems
+            return Problems(400, "malformed JSON", [(None, None, f"Invalid JSON: {reason}")], 1)
         records = data.get("records") if isinstance(data, dict) else None
-        if isinstance(records, list) and len(records) > self.max_records:  # nothing else counts
-            problems.add([{"loc": ("records",), "msg": "too many records", "type": "too_long"}])
-            return problems
-        for index, record in enumerate(records if isinstance(records, list) else []):
-            if not isinstance(record, dict):
-                continue
-            unknown = [name for name in record if name not in self._fields]
-            problems.add(
-                [
-                    {"loc": ("records", index, name), "msg": EXTRA, "type": "extra_forbidden"}
-                    for name in unknown[:MAX_ERROR_ITEMS]
-                ]
-            )
-            problems.total += max(0, len(unknown) - MAX_ERROR_ITEMS)
+        if not isinstance(records, list) or not records or set(data) != {"records"}:
+            message = f'expected {{"records": [...]}} with 1 to {self.max_records} records'
+            return Problems(422, "invalid input", [(None, "records", message)], 1)
+        if len(records) > self.max_records:
+            return Problems(413, f"too many records: at most {self.max_records} per request", [], 0)
         try:
-            parsed = self._lenient.model_validate(data)
-        except ValidationError as error:
-            found = error.errors(include_url=False, include_context=False, include_input=False)
-            problems.add([dict(e) for e in found])
-            problems.errors.sort(key=_record_of)  # stable: each record's errors stay in order
-            return problems
-        return problems if problems.total else parsed
+            result = validate(self.spec, records, source="request")
+        except InputError as error:
+            refused = _refused(self.spec, records)
+            return Problems(422, "invalid input", error.problems, error.total, refused)
+        report = result.report
+        if report.n_invalid:
+            items: list[Item] = list(itertools.islice(report, MAX_ERROR_ITEMS))
+            return Problems(422, "invalid input", items, len(report.rows), report.n_invalid)
+        return result.valid
 
 
-EXTRA = "Extra inputs are not permitted"
-
-
-def _record_of(error: dict[str, Any]) -> int:
-    loc = error["loc"]
-    return loc[1] if len(loc) > 1 and isinstance(loc[1], int) else -1
+def _refused(spec: FeatureSpec, records: list[Any]) -> int:
+    """How many records the whole-request check refused: not an object, a feature key
+    missing, or (unless the spec ignores them) an unknown field. Counted here, because
+    :class:`InputError` lists only the first problems."""
+    required = set(spec.feature_names)
+    known = spec.known_columns
+    strict = spec.unknown_fields == "error"
+    return sum(
+        not isinstance(record, dict)
+        or not required <= record.keys()
+        or (strict and not record.keys() <= known)
+        for record in records
+    )
 
 
 class PredictionItem(BaseModel):

@@ -1,0 +1,34 @@
+"""The default artifact bundled inside the installed ``model`` package (``model train
+--bundle`` puts one there), loaded like any other: verified and audited."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from model.exceptions import ArtifactError
+from model.manifest import MANIFEST_FILE
+from model.predictor import Artifact
+from model.store import load_artifact
+
+
+def default_artifact_dir() -> Path:
+    """Where the bundled default artifact lives inside the installed ``model`` package."""
+    return Path(str(resources.files("model"))) / "default_artifact"
+
+
+def load_default() -> Artifact:
+    """Load the artifact bundled in the installed ``model`` (see ``model train --bundle``)."""
+    path = default_artifact_dir()
+    if not (path / MANIFEST_FILE).is_file():
+        msg = (
+            "no default artifact is bundled in this installation of model; "
+            "train one with `uv run model train --bundle`, or pass an artifact path"
+        )
+        raise ArtifactError(msg)
+    return load_artifact(path)
+
+
+def load_artifact_or_default(path: str | Path | None) -> Artifact:
+    """``load_artifact(path)``, or the bundled default artifact when ``path`` is None."""
+    return load_default() if path is None else load_artifact(path)

@@ -1,0 +1,144 @@
+"""A loaded artifact and its predictions.
+
+An :class:`Artifact` comes from :func:`model.load_artifact`, which has verified its files and
+audited its skops file (:mod:`model.audit`) before building it. It predicts with the compiled
+form where the artifact has one (:mod:`model.compiled`: for a linear model, NumPy only), else
+with the scikit-learn pipeline, which is loaded from skops on first use, after skops' own
+type audit (a second check against :data:`model.audit.TRUSTED_TYPES`). Nothing is ever
+unpickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features import Categories, Columns, FeatureSpec, ValidRows
+from model.audit import TRUSTED_TYPES, check_skops_header
+from model.compiled import CompiledPipeline
+from model.exceptions import ArtifactError
+from model.manifest import PIPELINE_FILE, Manifest
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predictions for validated rows: ``labels`` (class names, or values for regression),
+    ``probabilities`` (rows by :attr:`Artifact.classes`, classifiers only) and ``rows``, the
+    rows' positions in the input."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified, audited, loaded model."""
+
+    path: Path
+    manifest: Manifest
+    spec: FeatureSpec
+    compiled: CompiledPipeline | None
+
+    @property
+    def name(self) -> str:
+        """The model's name (the training config's ``name``)."""
+        return self.manifest.model_name
+
+    @property
+    def version(self) -> str:
+        """``<model package version>+<12 hex>``, the hex starting a sha256 over the (name,
+        sha256) pairs of the files that predict, ``pipeline.skops`` and ``inference.json``
+        (see :func:`model.manifest.model_version`): it changes with either, never with the
+        model card."""
+        return self.manifest.model_version
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The scikit-learn pipeline, loaded from skops on first use (skops audits it again)."""
+        return load_pipeline(self.path / PIPELINE_FILE)
+
+    def predict(self, valid: ValidRows) -> Prediction:
+        """Predict rows that passed the spec: only :func:`features.validate` makes
+        :class:`features.ValidRows`, so nothing unvalidated reaches the model. The compiled
+        preprocessing and estimator are used where the artifact has them, else the
+        scikit-learn pipeline's."""
+        if not isinstance(valid, ValidRows):
+            msg = "predict takes features.ValidRows (made by features.validate), "  # type: ignore[unreachable]
+            msg += f"not {type(valid).__name__}"
+            raise TypeError(msg)
+        if valid.spec_name != self.spec.name:
+            msg = f"rows validated by the spec {valid.spec_name!r}, not by {self.spec.name!r}"
+            raise ValueError(msg)
+        classes = np.asarray(self.classes, dtype=object)
+        if not len(valid):
+            proba = np.zeros((0, len(classes))) if len(classes) else None
+            return Prediction(classes[:0] if len(classes) else np.zeros(0), proba, valid.rows)
+        matrix = self._matrix(valid.columns)
+        estimator: Any = (
+            self.pipeline[-1]
+            if self.compiled is None or self.compiled.estimator is None
+            else self.compiled.estimator
+        )
+        if self.spec.task != "classification":
+            return Prediction(np.asarray(estimator.predict(matrix)), None, valid.rows)
+        # One pass through the model: the predicted class is the most probable one.
+        proba = np.asarray(estimator.predict_proba(matrix))
+        return Prediction(classes[proba.argmax(axis=1)], proba, valid.rows)
+
+    def _matrix(self, columns: Columns) -> np.ndarray:
+        """The model matrix: what the pipeline's preprocessing hands its estimator."""
+        if self.compiled is not None:
+            return self.compiled.preprocessor.transform(columns)
+        import pandas as pd  # noqa: PLC0415 - only the scikit-learn path needs a frame
+
+        names = self.spec.feature_names
+        frame = pd.DataFrame(
+            {
+                name: pd.Series(
+                    columns[name].to_numpy()
+                    if isinstance(columns[name], Categories)
+                    else columns[name],
+                    dtype=object if isinstance(columns[name], Categories) else "float64",
+                )
+                for name in names
+            }
+        )
+        return np.asarray(self.pipeline[:-1].transform(frame))
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in probability-column order (empty for regression)."""
+        return list(self.manifest.classes or [])
+
+
+def load_pipeline(file: Path) -> Pipeline:
+    """The scikit-learn pipeline in the skops file ``file``, refused with
+    :class:`ArtifactError` unless skops' own audit finds only its safe types and
+    :data:`~model.audit.TRUSTED_TYPES` (the second check: :func:`model.load_artifact` has
+    audited the file already, see :mod:`model.audit`)."""
+    import skops.io as sio  # noqa: PLC0415 - scikit-learn is imported only when needed
+    from sklearn.pipeline import Pipeline  # noqa: PLC0415
+
+    check_skops_header(file)
+    try:
+        untrusted = sio.get_untrusted_types(file=file)
+    except Exception as error:
+        msg = f"{file}: unreadable skops file: {error}"
+        raise ArtifactError(msg) from None
+    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unknown:
+        msg = f"{file}: holds types outside the trusted list: {', '.join(unknown)}"
+        raise ArtifactError(msg)
+    pipeline = sio.load(file, trusted=list(TRUSTED_TYPES))
+    if not isinstance(pipeline, Pipeline):
+        msg = f"{file}: holds a {type(pipeline).__name__}, expected a scikit-learn Pipeline"
+        raise ArtifactError(msg)
+    return pipeline

@@ -1,0 +1,254 @@
+"""Writing an artifact atomically, and loading one: verify, audit, then build.
+
+:func:`load_artifact` trusts nothing it has not checked, in this order: the manifest's
+format version (:mod:`model.manifest`); every file's sha256, and that no unlisted, pickle or
+joblib file is present; the features major.minor it was trained with (train/serve skew);
+the skops file's types (:func:`model.audit.audit_skops`, for every artifact, compiled or not:
+a loaded artifact is always an audited one); then the compiled form, and the pipeline when
+the compiled form does not predict alone; last, the manifest's classes against the model's.
+Any failure raises :class:`ArtifactError` saying why.
+
+:func:`write_artifact` builds an artifact beside its destination and swaps it in, and audits
+the skops file it wrote, so training never leaves an artifact that loading would refuse.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import shutil
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import Version
+
+import features
+from features import FeatureSpec
+from model.audit import audit_skops
+from model.compiled import CompiledPipeline
+from model.exceptions import ArtifactError
+from model.manifest import (
+    CARD_FILE,
+    FORBIDDEN_SUFFIXES,
+    FORMAT_VERSION,
+    INFERENCE_FILE,
+    MANIFEST_FILE,
+    PIPELINE_FILE,
+    Manifest,
+    model_version,
+    read_manifest,
+    sha256_file,
+)
+from model.predictor import Artifact
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+def write_artifact(
+    directory: Path,
+    pipeline: Pipeline,
+    manifest: dict[str, Any],
+    card: str,
+    compiled: CompiledPipeline | None = None,
+) -> Path:
+    """Write an artifact atomically: build it beside ``directory``, then swap it in.
+
+    ``directory`` may hold a previous artifact (it is replaced) or nothing; anything else is
+    refused (see :func:`check_replaceable`). ``manifest`` is completed here with
+    ``format_version``, ``model_version`` and ``files``. A pipeline whose skops file the
+    load-time audit would refuse is refused here, and nothing is written.
+    """
+    import skops.io as sio  # noqa: PLC0415 - writing is a training-time job
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _reclaim(directory)
+    check_replaceable(directory)
+    staging = _new_dir(directory, "partial")
+    try:
+        sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
+        audit_skops(staging / PIPELINE_FILE)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        names = [PIPELINE_FILE, CARD_FILE]
+        if compiled is not None:
+            text = json.dumps(compiled.to_dict(), indent=1) + "\n"
+            (staging / INFERENCE_FILE).write_text(text, encoding="utf-8")
+            names.append(INFERENCE_FILE)
+        files = {name: sha256_file(staging / name) for name in names}
+        version = model_version(manifest["versions"]["model"], files)
+        full = {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "model_version": version,
+            "files": files,
+        }
+        Manifest.model_validate(full)
+        (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+        if directory.exists():
+            old = _new_dir(directory, "old")
+            directory.rename(old / directory.name)
+            staging.rename(directory)
+            shutil.rmtree(old)
+        else:
+            staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def _new_dir(beside: Path, role: str) -> Path:
+    """A new hidden folder ``.<name>.<role>-<pid>-<random>`` beside ``beside``, with the mode
+    the umask gives."""
+    path = beside.with_name(f".{beside.name}.{role}-{os.getpid()}-{secrets.token_hex(4)}")
+    path.mkdir()
+    return path
+
+
+def _reclaim(directory: Path) -> None:
+    """Remove what a killed earlier write to ``directory`` left beside it: its staging folder,
+    and the previous artifact it had moved aside (put back if nothing replaced it)."""
+    for role in ("old", "partial"):
+        for stale in directory.parent.glob(f".{glob.escape(directory.name)}.{role}-*"):
+            pid = stale.name.rsplit(f".{role}-", 1)[1].split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)) or not stale.is_dir():
+                continue
+            moved = stale / directory.name
+            if role == "old" and moved.is_dir() and not directory.exists():
+                moved.rename(directory)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_replaceable(directory: Path) -> None:
+    """Refuse, with :class:`ArtifactError`, to replace anything but nothing, an empty folder or
+    a previous artifact: a folder whose manifest lists every file in it."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        msg = f"{directory}: exists and is not a folder; refusing to replace it with an artifact"
+        raise ArtifactError(msg)
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    try:
+        listed = set(read_manifest(directory).files)
+    except ArtifactError:
+        listed = None
+    if listed is None:
+        msg = (
+            f"{directory}: holds files that are not a model artifact (no valid {MANIFEST_FILE}); "
+            "refusing to replace it: choose another --output or remove it yourself"
+        )
+        raise ArtifactError(msg)
+    others = sorted(p.name for p in directory.iterdir() if p.name not in {*listed, MANIFEST_FILE})
+    if others:
+        msg = (
+            f"{directory}: a model artifact, but it also holds {', '.join(others)}; "
+            "refusing to replace it: move those files first"
+        )
+        raise ArtifactError(msg)
+
+
+def _verify_files(path: Path, manifest: Manifest) -> None:
+    present = sorted(p.name for p in path.iterdir() if p.name != MANIFEST_FILE)
+    for name in present:
+        if name.lower().endswith(FORBIDDEN_SUFFIXES):
+            msg = f"{path / name}: pickle/joblib files are refused; artifacts use skops only"
+            raise ArtifactError(msg)
+        if name not in manifest.files:
+            msg = f"{path / name}: file not listed in the manifest; refusing the artifact"
+            raise ArtifactError(msg)
+    for name, expected in sorted(manifest.files.items()):
+        file = path / name
+        if Path(name).name != name or not file.is_file():
+            msg = f"{file}: listed in the manifest but missing"
+            raise ArtifactError(msg)
+        if sha256_file(file) != expected:
+            msg = f"{file}: sha256 does not match the manifest; the file was changed or truncated"
+            raise ArtifactError(msg)
+    if PIPELINE_FILE not in manifest.files:
+        msg = f"{path}: the manifest lists no {PIPELINE_FILE}"
+        raise ArtifactError(msg)
+
+
+def _check_skew(path: Path, manifest: Manifest) -> None:
+    trained = manifest.versions.get("features", "")
+    try:
+        trained_release = Version(trained).release[:2]
+    except ValueError:
+        trained_release = ()
+    installed = Version(features.__version__)
+    if trained_release != installed.release[:2]:
+        msg = (
+            f"{path}: trained with features {trained or '(unknown)'}, but features "
+            f"{installed} is installed; major.minor must match (train/serve skew). "
+            f"Install features=={trained} or retrain"
+        )
+        raise ArtifactError(msg)
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Verify, audit and load an artifact directory; refuse it with :class:`ArtifactError`
+    when anything is off (see the module docstring for the order of checks)."""
+    path = Path(path)
+    if not path.is_dir():
+        msg = f"{path}: artifact directory not found"
+        raise ArtifactError(msg)
+    try:
+        return _load(path)
+    except OSError as error:  # unreadable files: permissions, a folder where a file belongs
+        msg = f"{path}: cannot read the artifact: {error.strerror or error}"
+        raise ArtifactError(msg) from None
+
+
+def _load(path: Path) -> Artifact:
+    manifest = read_manifest(path)
+    _verify_files(path, manifest)
+    _check_skew(path, manifest)
+    audit_skops(path / PIPELINE_FILE)  # every artifact, before anything of the pipeline is used
+    spec = FeatureSpec.from_dict(manifest.feature_spec, source=f"{path / MANIFEST_FILE}")
+    compiled = _load_compiled(path) if INFERENCE_FILE in manifest.files else None
+    artifact = Artifact(path=path, manifest=manifest, spec=spec, compiled=compiled)
+    if compiled is None or compiled.estimator is None:
+        _ = artifact.pipeline  # its estimator is needed: load it now (skops audits it again)
+        predicts = getattr(artifact.pipeline[-1], "classes_", None)
+    else:
+        predicts = compiled.estimator.classes if spec.task == "classification" else None
+    _check_classes(path, manifest, spec, predicts)
+    return artifact
+
+
+def _check_classes(path: Path, manifest: Manifest, spec: FeatureSpec, predicts: Any) -> None:  # noqa: ANN401
+    """The manifest's class names (not covered by the file hashes) must be the model's."""
+    expected = None if predicts is None else [str(c) for c in predicts]
+    if spec.task != "classification":
+        expected = None
+    if manifest.classes != expected:
+        msg = (
+            f"{path / MANIFEST_FILE}: classes {manifest.classes} are not the model's "
+            f"{expected}; the manifest was changed"
+        )
+        raise ArtifactError(msg)
+
+
+def _load_compiled(path: Path) -> CompiledPipeline:
+    file = path / INFERENCE_FILE
+    try:
+        return CompiledPipeline.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except RecursionError:
+        msg = f"{file}: malformed compiled model (JSON nested too deeply)"
+        raise ArtifactError(msg) from None
+    except Exception as error:  # untrusted data: any failure to read it is a refusal
+        msg = f"{file}: malformed compiled model ({type(error).__name__}: {error})"
+        raise ArtifactError(msg) from None
