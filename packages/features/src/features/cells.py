@@ -13,9 +13,9 @@ only when text has to be parsed as numbers, or when the input is Arrow already.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +32,12 @@ PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 spaces, thousands separators, ``NaN`` or ``inf``."""
 
 
-@dataclass(frozen=True, eq=False)
+any_true = np.logical_or.reduce
+"""Whether a boolean mask has a True (the ufunc itself: ``mask.any()`` costs a Python call
+more, which shows on one-record requests)."""
+
+
+@dataclass(eq=False, slots=True)
 class Text:
     """The text cells of a column: ``mask`` says which rows hold text; the values are an Arrow
     string array or a Python list, both as long as the column (anything where not text)."""
@@ -44,10 +49,11 @@ class Text:
         """``(codes, distinct)``: each row's position in ``distinct``, -1 where not text."""
         if isinstance(self.values, list):
             index: dict[str, int] = {}
-            codes = np.full(len(self.values), -1, dtype=np.intp)
-            for row in np.flatnonzero(self.mask):
-                codes[row] = index.setdefault(self.values[row], len(index))
-            return codes, list(index)
+            codes = [
+                index.setdefault(value, len(index)) if text else -1
+                for value, text in zip(self.values, self.mask.tolist(), strict=True)
+            ]
+            return np.array(codes, dtype=np.intp), list(index)
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.compute as pc  # noqa: PLC0415
 
@@ -71,7 +77,7 @@ class Text:
         return self.values
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Cells:
     """What each row of one column holds; every row is exactly one of null, number, boolean,
     text or other (a list, an object, a date...)."""
@@ -83,39 +89,78 @@ class Cells:
     boolean_values: np.ndarray  # bool, meaningful where ``booleans``
     text: Text
 
+    others: np.ndarray  # mask: rows that hold nothing a column can read
+    kinds: frozenset[str]
+    """Which of ``number``, ``boolean``, ``text`` and ``other`` occur at all, and
+    ``nonfinite`` when a number is NaN or infinite: kinds skip the checks that cannot fail."""
+
     def __len__(self) -> int:
         return len(self.nulls)
 
-    @cached_property
-    def others(self) -> np.ndarray:
-        """Rows that hold nothing a column can read."""
-        others: np.ndarray = ~(self.nulls | self.numbers | self.booleans | self.text.mask)
-        return others
+    @classmethod
+    def _of(
+        cls,
+        *,
+        nulls: np.ndarray,
+        numbers: np.ndarray,
+        number_values: np.ndarray,
+        booleans: np.ndarray,
+        boolean_values: np.ndarray,
+        text: Text,
+    ) -> Cells:
+        others = ~(nulls | numbers | booleans | text.mask)
+        masks = {"number": numbers, "boolean": booleans, "text": text.mask, "other": others}
+        kinds = {kind for kind, mask in masks.items() if any_true(mask)}
+        if any_true(numbers & ~np.isfinite(number_values)):
+            kinds.add("nonfinite")
+        return cls(
+            nulls, numbers, number_values, booleans, boolean_values, text, others, frozenset(kinds)
+        )
 
     @classmethod
     def of_values(cls, values: Sequence[Any]) -> Cells:
         """Python values, as JSON (or an object column) gives them; NaN and infinities are
         numbers (that a column refuses), not nulls."""
         n = len(values)
-        nulls, numbers, booleans, text = (np.zeros(n, dtype=bool) for _ in range(4))
-        number_values = np.full(n, np.nan)
-        boolean_values = np.zeros(n, dtype=bool)
+        nulls, numbers, booleans, text, boolean_values, others = np.zeros((6, n), dtype=bool)
+        number_values = np.empty(n)
+        number_values.fill(np.nan)
+        kinds = set()
         for row, value in enumerate(values):
             if value is None:
                 nulls[row] = True
             elif isinstance(value, str):
                 text[row] = True
-            elif isinstance(value, bool | np.bool_):
+                kinds.add("text")
+            elif isinstance(value, (bool, np.bool_)):
                 booleans[row] = True
                 boolean_values[row] = bool(value)
-            elif isinstance(value, int | float | np.integer | np.floating):
+                kinds.add("boolean")
+            elif isinstance(value, (int, float, np.integer, np.floating)):
                 numbers[row] = True
+                kinds.add("number")
                 try:
-                    number_values[row] = float(value)
+                    number = float(value)
                 except OverflowError:  # an integer beyond float range
-                    number_values[row] = np.inf if value > 0 else -np.inf
+                    number = np.inf if value > 0 else -np.inf
+                number_values[row] = number
+                if not math.isfinite(number):
+                    kinds.add("nonfinite")
+            else:
+                kinds.add("other")
+        if "other" in kinds:
+            others = ~(nulls | numbers | booleans | text)
         values = values if isinstance(values, list) else list(values)
-        return cls(nulls, numbers, number_values, booleans, boolean_values, Text(text, values))
+        return cls(
+            nulls,
+            numbers,
+            number_values,
+            booleans,
+            boolean_values,
+            Text(text, values),
+            others,
+            frozenset(kinds),
+        )
 
     @classmethod
     def of_arrow(cls, array: pa.Array | pa.ChunkedArray) -> Cells:
@@ -145,7 +190,14 @@ class Cells:
         elif pa.types.is_boolean(kind):
             booleans = ~nulls
             boolean_values = array.fill_null(False).to_numpy(zero_copy_only=False)
-        return cls(nulls, numbers, number_values, booleans, boolean_values, text)
+        return cls._of(
+            nulls=nulls,
+            numbers=numbers,
+            number_values=number_values,
+            booleans=booleans,
+            boolean_values=boolean_values,
+            text=text,
+        )
 
     @classmethod
     def of_pandas(cls, series: Any) -> Cells:  # noqa: ANN401 - a pandas Series
@@ -177,7 +229,11 @@ def numbers_in_text(text: Text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import pyarrow.compute as pc  # noqa: PLC0415
 
     array = text.arrow()
-    plain = pc.fill_null(pc.match_substring_regex(array, PLAIN_NUMBER), False)
+    matched = pc.match_substring_regex(array, PLAIN_NUMBER)
+    if array.null_count == 0 and pc.all(matched).as_py():  # every cell a number (most files)
+        values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+        return values, text.mask, np.zeros(len(array), dtype=bool)
+    plain = pc.fill_null(matched, False)
     values = pc.cast(pc.if_else(plain, array, "0"), pa.float64()).to_numpy(zero_copy_only=False)
     nulls = pc.fill_null(pc.is_in(array, pa.array(NULL_TEXT)), False)
     return (

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.cells import NULL_TEXT, PLAIN_NUMBER, Cells, numbers_in_text
+from features.cells import NULL_TEXT, PLAIN_NUMBER, Cells, any_true, numbers_in_text
 
 if TYPE_CHECKING:
     from sklearn.base import TransformerMixin
@@ -33,7 +33,7 @@ Problems = list[tuple[str, np.ndarray]]
 """``(reason, rows)`` pairs: a boolean mask of the rows that break one rule."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Categories:
     """A validated categorical column: ``codes`` into ``categories`` (-1 for null). Encoding
     and checks work once per category, not once per row."""
@@ -76,23 +76,27 @@ class _Column(BaseModel):
     """Whether its text has few distinct values: files then read it as an Arrow dictionary."""
 
     def _finish(
-        self, values: Values, cells: Cells, wrong: np.ndarray, problems: Problems
+        self,
+        values: Values,
+        cells: Cells,
+        wrong: np.ndarray,
+        problems: Problems,
+        unread: np.ndarray | None = None,
     ) -> tuple[Values, Problems]:
         """Add the checks every kind shares: wrong type (``wrong``, and cells no column reads)
-        first, then the kind's ``problems``, then null where not nullable. A refused cell is
-        not also a null."""
-        wrong = wrong | cells.others
-        nulls = (
-            (values.codes < 0) if isinstance(values, Categories) else np.isnan(values)
-        ) & ~wrong
-        for _, rows in problems:
-            nulls &= ~rows
-        checks = [(self._wrong_type, wrong), *problems]
+        first, then the kind's ``problems``, then null where not nullable. A refused cell
+        (wrong, or ``unread``: refused by a problem that left no value) is not also a null."""
+        if "other" in cells.kinds:
+            wrong = wrong | cells.others
+        checks = [(self.wrong_type, wrong), *problems]
         if not self.nullable:
-            checks.append(("null not allowed", nulls))
-        return values, [(reason, rows) for reason, rows in checks if rows.any()]
+            missing = values.codes < 0 if isinstance(values, Categories) else np.isnan(values)
+            refused = wrong if unread is None else wrong | unread
+            checks.append(("null not allowed", missing & ~refused))
+        return values, [(reason, rows) for reason, rows in checks if any_true(rows)]
 
-    _wrong_type = "wrong type"
+    wrong_type: ClassVar[str] = "wrong type"
+    """The reason for a cell of a type this kind does not read."""
 
     def unseen(self) -> Any:  # noqa: ANN401 - a value of the column's type
         """A value training never saw that the column still accepts, or None."""
@@ -145,7 +149,7 @@ class NumericColumn(_Column):
         "by median and interquartile range, to [0, 1], or none.",
     )
 
-    _wrong_type = "wrong type: expected a number"
+    wrong_type: ClassVar[str] = "wrong type: expected a number"
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -164,26 +168,51 @@ class NumericColumn(_Column):
 
     def parse(self, cells: Cells) -> tuple[Values, Problems]:
         """Numbers as float64; null texts are null; other text and booleans: wrong type."""
-        values = np.where(cells.numbers, cells.number_values, np.nan)
-        wrong = cells.booleans.copy()
-        if cells.text.mask.any():
+        values = cells.number_values  # NaN where not a number
+        wrong = cells.booleans
+        if not {"text", "nonfinite"} & cells.kinds:  # the common case: only the bounds to check
+            problems: Problems = []
+            if self.min is not None:
+                problems.append((self.below_reason, values < self.min))
+            if self.max is not None:
+                problems.append((self.above_reason, values > self.max))
+            return self._finish(values, cells, wrong, problems)
+        values = values.copy()
+        if "text" in cells.kinds:
             parsed, plain, null_text = numbers_in_text(cells.text)
             values = np.where(plain, parsed, values)
-            wrong |= cells.text.mask & ~plain & ~null_text
+            wrong = wrong | (cells.text.mask & ~plain & ~null_text)
         # A typed NaN or infinity is not finite; plain-number text beyond float range
         # (``1e400``) is a real number, refused by the bound on its side when there is one.
         typed = cells.numbers & ~np.isfinite(cells.number_values)
-        below = np.zeros(len(values), dtype=bool) if self.min is None else values < self.min
-        above = np.zeros(len(values), dtype=bool) if self.max is None else values > self.max
-        below, above = below & ~typed, above & ~typed
-        infinite = (np.isinf(values) | typed) & ~below & ~above
-        values[np.isinf(values) | typed] = np.nan
-        problems = [("not finite", infinite)]
-        if self.min is not None:
-            problems.append((f"below minimum {self.min:g}", below))
-        if self.max is not None:
-            problems.append((f"above maximum {self.max:g}", above))
-        return self._finish(values, cells, wrong, problems)
+        infinite = np.isinf(values) | typed
+        unread = infinite if any_true(infinite) else None
+        below = None if self.min is None else values < self.min
+        above = None if self.max is None else values > self.max
+        problems = []
+        if unread is not None:
+            below = None if below is None else below & ~typed
+            above = None if above is None else above & ~typed
+            bounded = (below if below is not None else False) | (
+                above if above is not None else False
+            )
+            problems.append(("not finite", infinite & ~bounded))
+            values[infinite] = np.nan
+        if below is not None:
+            problems.append((self.below_reason, below))
+        if above is not None:
+            problems.append((self.above_reason, above))
+        return self._finish(values, cells, wrong, problems, unread)
+
+    @property
+    def below_reason(self) -> str:
+        """The reason for a value below ``min``."""
+        return f"below minimum {self.min:g}"
+
+    @property
+    def above_reason(self) -> str:
+        """The reason for a value above ``max``."""
+        return f"above maximum {self.max:g}"
 
     def json_schema(self) -> dict[str, Any]:
         """A number within the bounds, or its plain-number text (bounds checked all the same)."""
@@ -281,15 +310,22 @@ class _Categorical(_Column):
         codes, labels, wrong = self._candidates(cells)
         problems: Problems = []
         if not self.allow_unknown:
-            known = set(self.labels)
-            allowed = np.array([label in known for label in labels] + [True], dtype=bool)
-            problems.append((self._not_allowed, ~allowed[codes]))  # code -1: the last entry
+            known = self.known_labels
+            if not known.issuperset(labels):
+                allowed = np.array([label in known for label in labels] + [True], dtype=bool)
+                problems.append((self.not_allowed_reason, ~allowed[codes]))  # -1: the last entry
         return self._finish(
             Categories(codes, np.asarray(labels, dtype=object)), cells, wrong, problems
         )
 
     @property
-    def _not_allowed(self) -> str:
+    def known_labels(self) -> frozenset[str]:
+        """The categories as text, for lookups."""
+        return frozenset(self.labels)
+
+    @property
+    def not_allowed_reason(self) -> str:
+        """The reason for a value outside the categories."""
         return f"category not allowed (allowed: {', '.join(self.labels)})"
 
     def _enum(self) -> dict[str, Any]:
@@ -340,6 +376,8 @@ class _Categorical(_Column):
 
 def _relabel(codes: np.ndarray, labels: list[str | None]) -> tuple[np.ndarray, list[str]]:
     """Codes into ``labels`` (None: null or refused) as codes into the distinct real labels."""
+    if None not in labels and len(set(labels)) == len(labels):  # nothing to change
+        return codes, labels  # type: ignore[return-value]
     distinct: dict[str, int] = {}
     lookup = np.array(
         [-1 if label is None else distinct.setdefault(label, len(distinct)) for label in labels]
@@ -365,7 +403,7 @@ class CategoricalColumn(_Categorical):
         "missing", description='The value that replaces a missing one with `impute = "constant"`.'
     )
 
-    _wrong_type = "wrong type: expected a string"
+    wrong_type: ClassVar[str] = "wrong type: expected a string"
 
     def _candidates(self, cells: Cells) -> tuple[np.ndarray, list[str], np.ndarray]:
         codes, distinct = cells.text.factorized()
@@ -395,12 +433,12 @@ class IntegerCategoricalColumn(_Categorical):
         -1, description='The code that replaces a missing one with `impute = "constant"`.'
     )
 
-    _wrong_type = "wrong type: expected a whole number"
+    wrong_type: ClassVar[str] = "wrong type: expected a whole number"
 
     def _candidates(self, cells: Cells) -> tuple[np.ndarray, list[str], np.ndarray]:
         numbers = np.where(cells.numbers, cells.number_values, np.nan)
         wrong = cells.booleans.copy()
-        if cells.text.mask.any():
+        if "text" in cells.kinds:
             parsed, plain, null_text = numbers_in_text(cells.text)
             numbers = np.where(plain, parsed, numbers)
             wrong |= cells.text.mask & ~plain & ~null_text
@@ -436,14 +474,14 @@ class BooleanColumn(_Column):
         False, description='The value that replaces a missing one with `impute = "constant"`.'
     )
 
-    _wrong_type = "wrong type: expected true or false"
+    wrong_type: ClassVar[str] = "wrong type: expected true or false"
     dictionary_text: ClassVar[bool] = True
 
     def parse(self, cells: Cells) -> tuple[Values, Problems]:
         """Booleans as 0.0/1.0 (NaN for null), the texts read once per distinct value."""
         values = np.where(cells.booleans, cells.boolean_values, np.nan)
-        wrong = cells.numbers.copy()
-        if cells.text.mask.any():
+        wrong = cells.numbers
+        if "text" in cells.kinds:
             codes, distinct = cells.text.factorized()
             meaning = {"true": 1.0, "false": 0.0}
             read = [
@@ -454,7 +492,7 @@ class BooleanColumn(_Column):
                 [d not in NULL_TEXT and d.lower() not in meaning for d in distinct], False
             )
             values = np.where(cells.text.mask, lookup[codes], values)
-            wrong |= refused[codes]
+            wrong = wrong | refused[codes]
         return self._finish(values, cells, wrong, [])
 
     def json_schema(self) -> dict[str, Any]:

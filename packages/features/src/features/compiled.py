@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,23 @@ class _Affine:
     def from_dict(cls, raw: Mapping[str, Any]) -> _Affine:
         return cls(*(np.asarray(raw[k], dtype=np.float64) for k in cls.__dataclass_fields__))
 
+    @cached_property
+    def _steps(self) -> tuple[tuple[np.ufunc, np.ndarray], ...]:
+        """The operations that change something: subtracting 0, dividing or multiplying by 1
+        are exact no-ops and skipped; adding 0 is kept (it turns -0.0 into 0.0, as
+        scikit-learn's does)."""
+        steps = [
+            (np.subtract, self.subtract, self.subtract.any()),
+            (np.divide, self.divide, (self.divide != 1.0).any()),
+            (np.multiply, self.multiply, (self.multiply != 1.0).any()),
+            (np.add, self.add, True),
+        ]
+        return tuple((op, operand) for op, operand, needed in steps if needed)
+
     def apply(self, x: np.ndarray) -> None:
         """In place, in scikit-learn's order of operations (so the results are identical)."""
-        x -= self.subtract
-        x /= self.divide
-        x *= self.multiply
-        x += self.add
+        for op, operand in self._steps:
+            op(x, operand, out=x)
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,8 @@ class _Number:
         column = out[:, 0]
         column[:] = columns[self.column]
         column[np.isnan(column)] = self.fill
-        np.clip(column, self.low, self.high, out=column)
+        if self.low > -np.inf or self.high < np.inf:  # clipping at infinities changes nothing
+            np.clip(column, self.low, self.high, out=column)
         self.scale.apply(column)
 
 

@@ -113,10 +113,10 @@ class FeatureSpec(BaseModel):
         return [column.name for column in self.features]
 
     @property
-    def known_columns(self) -> set[str]:
+    def known_columns(self) -> frozenset[str]:
         """Every column name the spec declares: features, target, id and ignored columns."""
         id_column = [self.id_column] if self.id_column else []
-        return {*self.feature_names, self.target.name, *id_column, *self.ignored_columns}
+        return frozenset({*self.feature_names, self.target.name, *id_column, *self.ignored_columns})
 
     @classmethod
     def from_toml(cls, path: str | Path) -> FeatureSpec:

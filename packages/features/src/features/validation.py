@@ -180,7 +180,7 @@ def _record_cells(
     known = spec.known_columns
     for index, record in enumerate(records):
         found: list[tuple[int | None, str | None, str]] = []
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):
             found.append((index, None, "expected an object (a record of fields)"))
         else:
             found += [(index, n, "field required") for n in names if n not in record]
@@ -198,7 +198,7 @@ def _record_cells(
 def _cells(
     spec: FeatureSpec, data: object, names: list[str], source: str, target: bool
 ) -> tuple[dict[str, Cells], int, tuple[str, ...]]:
-    if isinstance(data, Sequence) and not isinstance(data, str | bytes):
+    if type(data) is list or (isinstance(data, Sequence) and not isinstance(data, str | bytes)):
         return _record_cells(spec, data, names, source), len(data), ()
     kind = f"{type(data).__module__}.{type(data).__name__}"
     table: Any = data  # a pyarrow Table or a pandas DataFrame, told apart without importing them
@@ -232,16 +232,16 @@ def validate(
         parsed[column.name], problems = column.parse(cells[column.name])
         found += [(np.flatnonzero(rows), order, reason) for reason, rows in problems]
     report = _report(n_rows, found, names, ignored)
-    keep = np.ones(n_rows, dtype=bool)
-    keep[report.invalid_rows] = False
-    rows = np.flatnonzero(keep)
-    every = len(rows) == n_rows
-    valid = {
-        name: values
-        if every
-        else (values.take(rows) if isinstance(values, Categories) else values[rows])
-        for name, values in parsed.items()
-    }
+    if not found:  # every row valid: the columns as parsed
+        valid, rows = parsed, np.arange(n_rows)
+    else:
+        keep = np.ones(n_rows, dtype=bool)
+        keep[report.invalid_rows] = False
+        rows = np.flatnonzero(keep)
+        valid = {
+            name: values.take(rows) if isinstance(values, Categories) else values[rows]
+            for name, values in parsed.items()
+        }
     return ValidationResult(ValidRows(spec.name, valid, rows, n_rows, _MADE_HERE), report)
 
 

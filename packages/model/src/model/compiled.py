@@ -71,8 +71,8 @@ class CompiledLinear:
         row's score never depends on the other rows of its batch (a matrix product picks
         its kernel, and so its rounding, by the batch's shape)."""
         scores = np.repeat(self.intercept[None, :], len(X), axis=0)
-        for j in range(X.shape[1]):
-            scores += X[:, j, None] * self.coef[:, j]
+        for column, weights in zip(X.T, self.coef.T, strict=True):
+            scores += column[:, None] * weights
         return scores
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
