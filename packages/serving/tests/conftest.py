@@ -50,16 +50,20 @@ def penguins() -> pd.DataFrame:
     return pd.read_csv(ROOT / "data" / "penguins.csv")
 
 
+RECORD: dict[str, Any] = {
+    "island": "Dream",
+    "bill_length_mm": 46.5,
+    "bill_depth_mm": 17.9,
+    "flipper_length_mm": 192,
+    "body_mass_g": 3500,
+    "sex": "female",
+}
+"""A valid record of the penguins species model."""
+
+
 @pytest.fixture
 def record() -> dict[str, Any]:
-    return {
-        "island": "Dream",
-        "bill_length_mm": 46.5,
-        "bill_depth_mm": 17.9,
-        "flipper_length_mm": 192,
-        "body_mass_g": 3500,
-        "sex": "female",
-    }
+    return dict(RECORD)
 
 
 def predicted(artifact: Artifact, frame: pd.DataFrame) -> Prediction:

@@ -15,16 +15,7 @@ from serving.app import create_app
 from serving.observability import JsonFormatter
 from serving.settings import Settings
 
-from .conftest import ROOT, predicted, records_of
-
-RECORD = {
-    "island": "Dream",
-    "bill_length_mm": 46.5,
-    "bill_depth_mm": 17.9,
-    "flipper_length_mm": 192,
-    "body_mass_g": 3500,
-    "sex": "female",
-}
+from .conftest import RECORD, ROOT, predicted, records_of
 
 
 def test_health(client: TestClient) -> None:

@@ -17,6 +17,8 @@ from serving.app import create_app
 from serving.schemas import MAX_ERROR_ITEMS
 from serving.settings import Settings
 
+from .conftest import RECORD
+
 OPERATIONS = ["GET /health", "GET /metrics", "GET /ready", "GET /v1/metadata", "POST /v1/predict"]
 
 # Invalid input is answered 400 (malformed JSON), 405 (a method the path does not take), 413 (more
@@ -89,14 +91,7 @@ def test_text_bounds_are_the_only_excused_refusal(api: schemathesis.BaseSchema) 
     """The excuse above is narrow: a bound on a number (not text), or another reason on
     text, is not excused."""
     operation = operation_of(api, "POST /v1/predict")
-    record = {
-        "island": "Dream",
-        "bill_length_mm": 46.5,
-        "bill_depth_mm": 17.9,
-        "flipper_length_mm": 192,
-        "body_mass_g": 3500,
-        "sex": "female",
-    }
+    record = dict(RECORD)
     results = {}
     for name, value in [("text", "95"), ("number", 95), ("bad text", "9 5")]:
         case = operation.Case(

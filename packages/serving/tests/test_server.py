@@ -20,7 +20,7 @@ import pytest
 from model import Artifact
 from serving.testing import ServerProcess
 
-from .conftest import predicted, records_of
+from .conftest import RECORD, predicted, records_of
 
 
 def test_ready_and_same_predictions_as_in_process(
@@ -190,14 +190,7 @@ def test_stalled_connections_are_closed_while_health_answers(
 def test_health_stays_prompt_while_a_client_sends_huge_bad_bodies(server: ServerProcess) -> None:
     """One client looping on ~0.9 MB bodies of 84,000 unknown fields must not stall others:
     their parsing and error list stay off the event loop and bounded."""
-    record = {
-        "island": "Dream",
-        "bill_length_mm": 46.5,
-        "bill_depth_mm": 17.9,
-        "flipper_length_mm": 192,
-        "body_mass_g": 3500,
-        "sex": "female",
-    }
+    record = dict(RECORD)
     noisy = {**record, **{f"u{i}": 0 for i in range(84)}}
     body = json.dumps({"records": [noisy] * 1000}).encode()
     answers: list[tuple[int, Any]] = []
