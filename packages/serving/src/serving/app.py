@@ -212,7 +212,8 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"}
+                        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"},
+                        "example": {"records": edge_records(artifact.spec)[:1]},
                     }
                 },
             }
