@@ -130,3 +130,30 @@ def test_unreadable_data(
     expected = ConfigError if content is None else DataError  # a missing file: before training
     with pytest.raises(expected, match=message):
         train(species_config.model_copy(update={"data": path}))
+
+
+def test_a_boolean_target_names_its_classes_and_needs_a_value(tmp_path: Path) -> None:
+    """Class names come from the target's kind (``false``/``true``, not ``0.0``/``1.0``), and a
+    row whose target is null is rejected for training even if the spec calls it nullable."""
+    penguins = pd.read_csv(Path(__file__).parents[3] / "data" / "penguins.csv").dropna()
+    table = pd.DataFrame(
+        {
+            "flipper_length_mm": penguins["flipper_length_mm"],
+            "heavy": np.where(penguins["body_mass_g"] > 4200, "TRUE", "false"),
+        }
+    )
+    table.loc[table.index[0], "heavy"] = ""  # no target value
+    table.to_csv(tmp_path / "heavy.csv", index=False)
+    (tmp_path / "heavy.features.toml").write_text(
+        'name = "heavy"\ntask = "classification"\n'
+        '[target]\nname = "heavy"\nkind = "boolean"\n'  # nullable by default
+        '[[features]]\nname = "flipper_length_mm"\nkind = "numeric"\n'
+    )
+    (tmp_path / "heavy.toml").write_text(
+        'name = "heavy"\nspec = "heavy.features.toml"\ndata = "heavy.csv"\n'
+        '[estimator]\nkind = "linear"\n'
+    )
+    result = train(TrainConfig.from_toml(tmp_path / "heavy.toml"))
+    assert list(result.pipeline.classes_) == ["false", "true"]
+    assert list(result.report) == [(0, "heavy", "null not allowed")]
+    assert result.metrics["accuracy"] > 0.7

@@ -102,6 +102,11 @@ class _Column(BaseModel):
         """A value training never saw that the column still accepts, or None."""
         return None
 
+    def class_names(self, values: Values) -> np.ndarray:
+        """Parsed target values as class names (text), for a classification target."""
+        msg = f"a {self.kind} column cannot be a classification target"  # type: ignore[attr-defined]
+        raise TypeError(msg)
+
     def _json_null(self, schema: dict[str, Any]) -> dict[str, Any]:
         if not self.nullable:
             return schema
@@ -373,6 +378,10 @@ class _Categorical(_Column):
         """The first category."""
         return self.categories[0]
 
+    def class_names(self, values: Values) -> np.ndarray:
+        """The categories as text."""
+        return np.asarray(values.to_numpy() if isinstance(values, Categories) else values, str)
+
 
 def _relabel(codes: np.ndarray, labels: list[str | None]) -> tuple[np.ndarray, list[str]]:
     """Codes into ``labels`` (None: null or refused) as codes into the distinct real labels."""
@@ -509,6 +518,10 @@ class BooleanColumn(_Column):
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` random booleans."""
         return rng.random(n) < 0.5
+
+    def class_names(self, values: Values) -> np.ndarray:
+        """``false`` and ``true``."""
+        return np.where(np.asarray(values) == 1.0, "true", "false")
 
     def sample(self) -> bool:
         """False."""

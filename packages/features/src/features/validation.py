@@ -219,11 +219,13 @@ def validate(
     """Split ``data`` into :class:`ValidRows` and a report of every invalid row.
 
     ``data`` is a list of records (mappings of field to JSON-like value), a pyarrow Table or a
-    pandas DataFrame. The features are checked, and the target with ``target=True``; the id
-    column and ``ignored_columns`` may be present and are not read. Raises
-    :class:`InputError` (naming ``source``) when the whole input is unusable.
+    pandas DataFrame. The features are checked, and the target with ``target=True`` (never
+    null there: a row to learn from or to score against needs one); the id column and
+    ``ignored_columns`` may be present and are not read. Raises :class:`InputError` (naming
+    ``source``) when the whole input is unusable.
     """
-    columns: list[Column] = [*spec.features, *([spec.target] if target else [])]
+    labelled = [spec.target.model_copy(update={"nullable": False})] if target else []
+    columns: list[Column] = [*spec.features, *labelled]
     names = [column.name for column in columns]
     cells, n_rows, ignored = _cells(spec, data, names, source, target)
     parsed: dict[str, Values] = {}

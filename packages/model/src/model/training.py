@@ -48,10 +48,13 @@ class TrainResult:
     inference: str  # how the artifact will predict, and why (for the user)
 
 
-def _labels(spec: FeatureSpec, frame: pd.DataFrame) -> pd.Series:
-    """The target column: class names as strings for classification, numbers otherwise."""
-    y = frame[spec.target.name]
-    return y.astype(str) if spec.task == "classification" else y
+def _labels(spec: FeatureSpec, valid: ValidRows) -> pd.Series:
+    """The target column, indexed like :meth:`ValidRows.frame`: class names (text, as the
+    target's kind names them) for classification, numbers otherwise."""
+    y = valid.columns[spec.target.name]
+    if spec.task == "classification":
+        y = spec.target.class_names(y)
+    return pd.Series(y, index=pd.Index(valid.rows), name=spec.target.name)
 
 
 def build_pipeline(spec: FeatureSpec, config: TrainConfig) -> Pipeline:
@@ -97,7 +100,7 @@ def _fit(
     data: dict[str, str | int],
 ) -> TrainResult:
     frame = result.valid.frame()
-    X, y = frame[spec.feature_names], _labels(spec, frame)
+    X, y = frame[spec.feature_names], _labels(spec, result.valid)
     classification = spec.task == "classification"
     X_train, X_test, y_train, y_test = train_test_split(
         X,
@@ -190,4 +193,4 @@ def evaluate_artifact(
         msg = f"no valid rows to evaluate:\n{result.report.summary()}"
         raise DataError(msg)
     predicted = artifact.predict(result.valid)
-    return evaluate(spec.task, _labels(spec, result.valid.frame()), predicted.labels), result.report
+    return evaluate(spec.task, _labels(spec, result.valid), predicted.labels), result.report
