@@ -256,17 +256,31 @@ def test_nulls_and_null_texts_are_imputed_alike(
     assert imputed == reference.json()["predictions"][0]
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
-def test_nan_and_infinity(client: TestClient, literal: str) -> None:
+@pytest.mark.parametrize(
+    ("literal", "reason"),
+    [
+        ("NaN", "not finite"),
+        ("Infinity", "above maximum 30"),  # beyond every bound, as the text 1e400 is
+        ("-Infinity", "below minimum 10"),
+    ],
+)
+def test_nan_and_infinity(client: TestClient, literal: str, reason: str) -> None:
     fields = {**RECORD, "bill_depth_mm": "@"}
     raw = json.dumps({"records": [fields]}).replace('"@"', literal)
     response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
-    assert response.json()["detail"] == [
-        {"record": 0, "field": "bill_depth_mm", "message": "not finite"}
-    ]
+    assert response.json()["detail"] == [{"record": 0, "field": "bill_depth_mm", "message": reason}]
     text = client.post("/v1/predict", json={"records": [{**RECORD, "bill_depth_mm": literal}]})
     assert text.json()["detail"] == [  # as text, it is no plain number
+        {"record": 0, "field": "bill_depth_mm", "message": "wrong type: expected a number"}
+    ]
+
+
+def test_a_lone_surrogate_is_refused_not_a_server_error(client: TestClient) -> None:
+    raw = json.dumps({"records": [{**RECORD, "bill_depth_mm": "@"}]}).replace('"@"', '"\\ud800"')
+    response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
         {"record": 0, "field": "bill_depth_mm", "message": "wrong type: expected a number"}
     ]
 

@@ -1,3 +1,4 @@
+import csv
 import dataclasses
 import os
 import stat
@@ -506,8 +507,46 @@ def test_an_id_column_named_like_an_output_column_is_refused(
     renamed = dataclasses.replace(artifact, spec=spec)
     source = tmp_path / "in.csv"
     penguins.assign(**{name: range(len(penguins))}).to_csv(source, index=False)
-    with pytest.raises(TableError, match=rf"{file}: would hold the column\(s\) {name} twice"):
-        score_file(renamed, source, tmp_path / "out.csv")
+    clash = "the input has column" if file.endswith("rejects.csv") else "would hold the column"
+    with pytest.raises(TableError, match=rf"{file}: {clash}\(s\) {name}"):
+        score_file(renamed, source, tmp_path / "out.csv")  # a spec check bypassed (model_copy)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_repeated_blank_headers_of_ignored_columns_are_scored_and_kept(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A spreadsheet export's trailing empty columns (two blank headers): with unknown columns
+    ignored, the file scores, and the rejects keep both blank columns as they were."""
+    spec = artifact.spec.model_copy(update={"unknown_fields": "ignore"})
+    lenient = dataclasses.replace(artifact, spec=spec)
+    source = tmp_path / "in.csv"
+    text = penguins.head(3).to_csv(index=False).splitlines()
+    rows = [
+        text[0] + ",,",
+        *(line + ",," for line in text[1:]),
+        text[1].replace("male", "x") + ",,",
+    ]
+    source.write_text("\n".join(rows) + "\n")
+    summary = score_file(lenient, source, tmp_path / "out.csv")
+    assert (summary.scored_rows, summary.rejected_rows) == (3, 1)
+    with (tmp_path / "out.rejects.csv").open(newline="") as handle:
+        written = list(csv.reader(handle))
+    original = list(csv.reader(rows))
+    assert written[0] == ["row", "reasons", *original[0]]
+    assert written[1][0] == "3"
+    assert written[1][2:] == original[4]
+
+
+def test_an_unknown_input_column_named_reasons_is_refused_clearly(
+    artifact: Artifact, penguins: pd.DataFrame, tmp_path: Path
+) -> None:
+    spec = artifact.spec.model_copy(update={"unknown_fields": "ignore"})
+    lenient = dataclasses.replace(artifact, spec=spec)
+    source = tmp_path / "in.csv"
+    penguins.assign(reasons="n/a").to_csv(source, index=False)
+    with pytest.raises(TableError, match=r"out.rejects.csv: the input has column\(s\) reasons"):
+        score_file(lenient, source, tmp_path / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 

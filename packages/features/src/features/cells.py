@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,7 +70,7 @@ class Text:
 
         if isinstance(self.values, list):
             return pa.array(
-                [v if ok else None for v, ok in zip(self.values, self.mask, strict=True)],
+                [_utf8(v) if ok else None for v, ok in zip(self.values, self.mask, strict=True)],
                 pa.string(),
             )
         if pa.types.is_dictionary(self.values.type):
@@ -136,13 +137,15 @@ class Cells:
                 booleans[row] = True
                 boolean_values[row] = bool(value)
                 kinds.add("boolean")
-            elif isinstance(value, (int, float, np.integer, np.floating)):
+            elif isinstance(value, (int, float, np.integer, np.floating, Decimal)):
                 numbers[row] = True
                 kinds.add("number")
                 try:
                     number = float(value)
                 except OverflowError:  # an integer beyond float range
                     number = np.inf if value > 0 else -np.inf
+                except ValueError:  # a signalling Decimal NaN
+                    number = np.nan
                 number_values[row] = number
                 if not math.isfinite(number):
                     kinds.add("nonfinite")
@@ -186,7 +189,8 @@ class Cells:
             text = Text(~nulls, array.cast(pa.string()) if str(kind) != "string" else array)
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             numbers = ~nulls
-            number_values = array.cast(pa.float64()).fill_null(np.nan).to_numpy()
+            # unsafe: an integer beyond 2**53 becomes the nearest float, as float() makes it
+            number_values = array.cast(pa.float64(), safe=False).fill_null(np.nan).to_numpy()
         elif pa.types.is_boolean(kind):
             booleans = ~nulls
             boolean_values = array.fill_null(False).to_numpy(zero_copy_only=False)
@@ -214,6 +218,16 @@ class Cells:
         values = series.tolist()
         missing = series.isna().to_numpy()
         return cls.of_values([None if m else v for v, m in zip(values, missing, strict=True)])
+
+
+def _utf8(value: str) -> str:
+    """``value``, or U+FFFD (never a number or a null text) if it is not valid Unicode (a lone
+    surrogate, which JSON allows and Arrow cannot hold)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\ufffd"
+    return value
 
 
 def _is_text(kind: pa.DataType) -> bool:

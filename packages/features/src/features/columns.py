@@ -187,22 +187,23 @@ class NumericColumn(_Column):
             parsed, plain, null_text = numbers_in_text(cells.text)
             values = np.where(plain, parsed, values)
             wrong = wrong | (cells.text.mask & ~plain & ~null_text)
-        # A typed NaN or infinity is not finite; plain-number text beyond float range
-        # (``1e400``) is a real number, refused by the bound on its side when there is one.
-        typed = cells.numbers & ~np.isfinite(cells.number_values)
-        infinite = np.isinf(values) | typed
-        unread = infinite if any_true(infinite) else None
+        # An infinity (a typed one, or text beyond float range such as ``1e400``, which JSON
+        # also reads as one) is refused by the bound on its side, else as not finite; a typed
+        # NaN is not finite (a NaN in a pandas frame is a null: that door makes it one).
+        nan = cells.numbers & np.isnan(cells.number_values)
+        infinite = np.isinf(values)
         below = None if self.min is None else values < self.min
         above = None if self.max is None else values > self.max
+        unread = nan | infinite
         problems = []
-        if unread is not None:
-            below = None if below is None else below & ~typed
-            above = None if above is None else above & ~typed
-            bounded = (below if below is not None else False) | (
-                above if above is not None else False
+        if any_true(unread):
+            bounded = infinite & (
+                (below if below is not None else False) | (above if above is not None else False)
             )
-            problems.append(("not finite", infinite & ~bounded))
-            values[infinite] = np.nan
+            problems.append(("not finite", unread & ~bounded))
+            values[unread] = np.nan
+        else:
+            unread = None
         if below is not None:
             problems.append((self.below_reason, below))
         if above is not None:
@@ -427,7 +428,8 @@ class CategoricalColumn(_Categorical):
         return "\x00unseen" if self.allow_unknown else None
 
 
-SafeInteger = Annotated[int, Field(strict=True, ge=-(2**53), le=2**53)]
+SafeInteger = Annotated[int, Field(strict=True, gt=-(2**53), lt=2**53)]
+"""An integer every float64 holds exactly, and that no larger integer rounds to."""
 
 
 class IntegerCategoricalColumn(_Categorical):
@@ -451,8 +453,8 @@ class IntegerCategoricalColumn(_Categorical):
             parsed, plain, null_text = numbers_in_text(cells.text)
             numbers = np.where(plain, parsed, numbers)
             wrong |= cells.text.mask & ~plain & ~null_text
-        with np.errstate(invalid="ignore"):
-            whole = np.isfinite(numbers) & (np.floor(numbers) == numbers)
+        with np.errstate(invalid="ignore"):  # beyond 2**53 a float is no longer exact
+            whole = (np.abs(numbers) <= 2**53) & (np.floor(numbers) == numbers)
         wrong |= ~whole & ~np.isnan(numbers) | (cells.numbers & np.isnan(cells.number_values))
         distinct, codes = np.unique(np.where(whole, numbers, np.inf), return_inverse=True)
         labels = [str(int(v)) if np.isfinite(v) else None for v in distinct]
@@ -467,6 +469,13 @@ class IntegerCategoricalColumn(_Categorical):
         return {
             "anyOf": [{"enum": list(self.categories)}, {"type": "string", "pattern": PLAIN_NUMBER}]
         }
+
+    def json_schema(self) -> dict[str, Any]:
+        """One of the codes (any whole number when unknown ones are allowed), or its text."""
+        if self.allow_unknown:
+            text = {"type": "string", "pattern": PLAIN_NUMBER}
+            return self._json_null({"anyOf": [{"type": "integer"}, text]})
+        return self._json_null(self._enum())
 
 
 class BooleanColumn(_Column):

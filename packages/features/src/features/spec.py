@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from features.columns import Column, ColumnName
 from features.exceptions import SpecError
 
+RESERVED_COLUMNS = ("row", "reasons", "prediction", "model_version")
+"""Names batch scoring writes beside input columns (and ``probability_<class>``): a spec may not
+name a column so."""
+
 
 class Ratio(BaseModel):
     """An engineered feature: ``numerator / denominator`` of two numeric features."""
@@ -86,6 +90,14 @@ class FeatureSpec(BaseModel):
         clash = sorted(set(self.ignored_columns) & {*names, self.target.name, self.id_column})
         if clash:
             msg = f"ignored_columns {clash} are also features, the target or the id column"
+            raise ValueError(msg)
+        declared = [*names, self.target.name, *self.ignored_columns, self.id_column or ""]
+        taken = [n for n in declared if n in RESERVED_COLUMNS or n.startswith("probability_")]
+        if taken:
+            msg = (
+                f"column(s) {', '.join(taken)}: scoring writes columns of these names beside "
+                f"the input's ({', '.join(RESERVED_COLUMNS)}, probability_<class>); rename them"
+            )
             raise ValueError(msg)
         if self.task == "regression" and self.target.kind != "numeric":
             msg = f"a regression target must be numeric, {self.target.name!r} is {self.target.kind}"

@@ -81,8 +81,21 @@ def output_schema(artifact: Artifact, carried: list[pa.Field]) -> pa.Schema:
     )
 
 
-def rejects_schema(schema: pa.Schema) -> pa.Schema:
-    """``row``, ``reasons``, then every input column as it was read, in the input's order."""
+REJECT_INFO = ("row", "reasons")
+"""The columns the rejects file adds before the input's own."""
+
+
+def rejects_schema(schema: pa.Schema, path: Path) -> pa.Schema:
+    """``row``, ``reasons``, then every input column as it was read, in the input's order (its
+    names may repeat: an export's blank headers); the input may not have a ``row`` or
+    ``reasons`` column of its own."""
+    clash = [name for name in schema.names if name in REJECT_INFO]
+    if clash:
+        msg = (
+            f"{path}: the input has column(s) {', '.join(clash)}, the names of the columns the "
+            "rejects file adds; rename them in the input"
+        )
+        raise TableError(msg)
     fields = [pa.field(f.name, plain(f.type)) for f in schema]
     return pa.schema([pa.field("row", pa.int64()), pa.field("reasons", pa.string()), *fields])
 
@@ -114,13 +127,15 @@ def _scored(
             columns[f"probability_{name}"] = pa.array(proba[:, index], type=pa.float64())
     columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(valid))
     rows, reasons = result.report.reasons_by_row()
-    rejected = {
-        "row": pa.array(rows + offset, pa.int64()),
-        "reasons": pa.array(reasons, type=pa.string()),
-    }
-    for name in table.column_names:
-        rejected[name] = _take(table[name], rows)
-    return pa.table(columns), pa.table(rejected)
+    rejected = pa.Table.from_arrays(  # by position: input column names may repeat
+        [
+            pa.array(rows + offset, pa.int64()),
+            pa.array(reasons, type=pa.string()),
+            *[_take(table.column(i), rows) for i in range(table.num_columns)],
+        ],
+        names=["row", "reasons", *table.column_names],
+    )
+    return pa.table(columns), rejected
 
 
 def _prefetched(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
@@ -167,7 +182,7 @@ def score_file(
     carried = _carried(spec, schema, keep, source)
     fields = [pa.field(name, plain(schema.field(name).type)) for name in carried]
     scored_schema = _unique(output_schema(artifact, fields), output)
-    rejected_schema = _unique(rejects_schema(schema), rejects)
+    rejected_schema = rejects_schema(schema, rejects)
     offset = scored_rows = rejected_rows = 0
     with (
         AtomicWriter(output, scored_schema, neutralise=["prediction"]) as out,

@@ -185,7 +185,9 @@ class AtomicWriter:
         """Append rows with the writer's columns (cast to its types)."""
         if table.num_rows == 0:
             return
-        table = table.select(self.schema.names).cast(self.schema)
+        if table.column_names != self.schema.names:
+            table = table.select(self.schema.names)
+        table = table.cast(self.schema)
         if self.format == "csv":
             for index in self.neutralise:
                 table = table.set_column(index, self.schema[index], neutralised(table[index]))
