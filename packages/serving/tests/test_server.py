@@ -17,10 +17,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from model import Artifact
+from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
+from serving.app import INLINE_BODY_BYTES
 from serving.testing import ServerProcess
 
-from .conftest import RECORD, predicted, records_of
+from .conftest import RECORD, ROOT, predicted, records_of
 
 
 def test_ready_and_same_predictions_as_in_process(
@@ -76,18 +77,43 @@ model.Artifact.predict = _slow
 """
 
 
+def forest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model that predicts through scikit-learn (no compiled estimator)."""
+    config = TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml")
+    trees = RandomForest(kind="random_forest", n_estimators=10)
+    result = train(config.model_copy(update={"estimator": trees}))
+    return save_result(result, tmp_path_factory.mktemp("forest") / "forest")
+
+
+@pytest.mark.parametrize(
+    ("model", "rows"),
+    [
+        ("numpy", 50),  # a large body: a worker thread
+        ("scikit-learn", 2),  # a small body, but not a NumPy-only model: a worker thread too
+    ],
+)
 def test_liveness_while_slow_predictions_run(
-    artifact_path: Path, tmp_path: Path, penguins: pd.DataFrame, artifact: Artifact
+    artifact_path: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    penguins: pd.DataFrame,
+    artifact: Artifact,
+    model: str,
+    rows: int,
 ) -> None:
     """Prediction runs off the event loop: while two predictions each keep a CPU busy for
-    2 s (a hook in the server process makes them slow), /health answers in well under that."""
+    2 s (a hook in the server process makes them slow), /health answers in well under that.
+    Only a small body for a NumPy-only model is handled on the loop (it takes ~0.1 ms)."""
+    path = artifact_path if model == "numpy" else forest(tmp_path_factory)
+    assert load_artifact(path).numpy_only is (model == "numpy")
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_MODEL.format(seconds=2.0))
     env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
-    records = {"records": records_of(penguins.head(50), artifact.spec.feature_names)}
+    records = {"records": records_of(penguins.head(rows), artifact.spec.feature_names)}
+    assert (len(json.dumps(records)) <= INLINE_BODY_BYTES) is (rows == 2)
     with (
-        ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env) as live,
+        ServerProcess(["--artifact", str(path)], log=tmp_path / "s.log", env=env) as live,
         ThreadPoolExecutor(max_workers=2) as pool,
     ):
 

@@ -114,6 +114,12 @@ class Artifact:
         return np.asarray(self.pipeline[:-1].transform(frame))
 
     @property
+    def numpy_only(self) -> bool:
+        """Whether it predicts with NumPy alone (a compiled estimator): microseconds a record,
+        no scikit-learn."""
+        return self.compiled is not None and self.compiled.estimator is not None
+
+    @property
     def classes(self) -> list[str]:
         """Class names in probability-column order (empty for regression)."""
         return list(self.manifest.classes or [])
