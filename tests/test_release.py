@@ -23,6 +23,7 @@ from serving.testing import free_port
 
 from .conftest import GIT, ROOT
 
+sys.path.insert(0, str(ROOT / "tools"))  # as when run as a script: `workspace` beside it
 spec = importlib.util.spec_from_file_location("release", ROOT / "tools" / "release.py")
 assert spec is not None
 assert spec.loader is not None
@@ -262,6 +263,7 @@ def canaries(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in CANARIES.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("UV_INDEX_PRIVATE_URL", raising=False)
+    monkeypatch.delenv("UV_INDEX", raising=False)
     monkeypatch.delenv("UV_PUBLISH_URL", raising=False)
     return CANARIES
 
@@ -271,6 +273,26 @@ def decoded(heads: list[str]) -> str:
     text = "\n".join(heads)
     tokens = re.findall(r"Basic ([A-Za-z0-9+/=]+)", text)
     return text + "\n" + "\n".join(base64.b64decode(t).decode() for t in tokens)
+
+
+def test_the_index_url_may_come_as_uv_index_entries(
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uv's own way of naming an index, ``UV_INDEX="name=url ..."``: the ``private`` entry."""
+    index = servers()
+    index.routes["/simple/features/"] = (200, {}, PAGE)
+    with pytest.raises(release.ReleaseError, match=r"UV_INDEX=private=URL"):
+        release.private_index_url()
+    monkeypatch.setenv(
+        "UV_INDEX", f"public=https://pypi.org/simple/ private={index.url('/simple/')}"
+    )
+    assert release._index_files("features") == LISTED
+    expected = basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
+    assert index.seen == [("/simple/features/", expected)]
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/elsewhere/"))  # it wins
+    assert release.private_index_url() == index.url("/elsewhere/")
 
 
 @pytest.mark.parametrize("index_credentials", [True, False], ids=["index-set", "index-unset"])

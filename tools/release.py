@@ -4,11 +4,13 @@
     uv run python tools/release.py check                # what `tox -e release-check` runs
     uv run python tools/release.py publish              # what `tox -e publish` runs
 
-Packages are released in dependency order; each is tagged ``<name>-v<version>`` once published.
+Packages are released in dependency order, read from the members' pyprojects
+(``tools/workspace.py``); each is tagged ``<name>-v<version>`` once published.
 The index comes from uv's own variables, never from committed files: ``UV_PUBLISH_URL`` (upload),
 ``UV_PUBLISH_USERNAME``/``UV_PUBLISH_PASSWORD`` (or ``UV_PUBLISH_TOKEN``) for uploads, and
-``UV_INDEX_PRIVATE_URL`` with ``UV_INDEX_PRIVATE_USERNAME``/``UV_INDEX_PRIVATE_PASSWORD`` (the
-simple index, read to see what is already there). Credentials are sent only to the host they
+``UV_INDEX_PRIVATE_URL`` (or the ``private`` entry of ``UV_INDEX``) with
+``UV_INDEX_PRIVATE_USERNAME``/``UV_INDEX_PRIVATE_PASSWORD`` (the simple index, read to see what
+is already there). Credentials are sent only to the host they
 belong to, over https unless that host is this machine, and no secret is ever printed.
 """
 
@@ -25,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,12 +36,12 @@ from email.parser import Parser
 from pathlib import Path
 from typing import Any
 
+import workspace
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("features", "model", "serving")  # dependency order: each depends only on earlier ones
-SCRIPTS = {"model": "model", "serving": "serving"}
+ORDER = workspace.order(ROOT)  # dependency order, from the members' pyprojects
 DEFAULT_CONFIG = Path("configs/penguins_species.toml")
 
 
@@ -61,7 +62,7 @@ def run(*command: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = Non
 
 def pyproject(name: str, root: Path = ROOT) -> dict[str, Any]:
     """A member's parsed pyproject.toml."""
-    return tomllib.loads((root / "packages" / name / "pyproject.toml").read_text())
+    return workspace.pyproject(name, root)
 
 
 def version_of(name: str, root: Path = ROOT) -> Version:
@@ -72,7 +73,7 @@ def version_of(name: str, root: Path = ROOT) -> Version:
 def sibling_requirements(name: str, root: Path = ROOT) -> list[Requirement]:
     """The member's requirements on other members."""
     requirements = [Requirement(r) for r in pyproject(name, root)["project"]["dependencies"]]
-    return [r for r in requirements if r.name in ORDER]
+    return [r for r in requirements if r.name in workspace.members(root)]
 
 
 def compatible_range(version: Version) -> str:
@@ -89,15 +90,15 @@ def compatible_range(version: Version) -> str:
 def bump(name: str, part: str, root: Path = ROOT) -> list[str]:
     """Bump ``name`` with ``uv version``; widen dependents' ranges that exclude the new version;
     re-lock. Returns what changed, as lines."""
-    if name not in ORDER:
-        msg = f"unknown package {name!r}; choose one of {', '.join(ORDER)}"
+    if name not in workspace.members(root):
+        msg = f"unknown package {name!r}; choose one of {', '.join(workspace.order(root))}"
         raise ReleaseError(msg)
     old = version_of(name, root)
     run("uv", "version", "--package", name, "--bump", part, "--frozen", cwd=root)
     new = version_of(name, root)
     changes = [f"{name}: {old} -> {new}"]
-    for dependent in ORDER:
-        path = root / "packages" / dependent / "pyproject.toml"
+    for dependent in workspace.order(root):
+        path = workspace.members(root)[dependent] / "pyproject.toml"
         for raw in pyproject(dependent, root)["project"]["dependencies"]:
             requirement = Requirement(raw)
             if requirement.name != name or requirement.specifier.contains(new):
@@ -159,7 +160,7 @@ def check_metadata(dist: Path, root: Path = ROOT) -> list[str]:
     """Each wheel carries the repository's LICENSE, and its requirements on siblings carry a
     range that admits their current version."""
     problems = []
-    for name in ORDER:
+    for name in workspace.order(root):
         with zipfile.ZipFile(wheel_of(name, dist, root)) as wheel:
             meta_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
             metadata = Parser().parsestr(wheel.read(meta_name).decode())
@@ -169,7 +170,7 @@ def check_metadata(dist: Path, root: Path = ROOT) -> list[str]:
             problems.append(f"{name}: no sdist {sdist.name}")
         for line in metadata.get_all("Requires-Dist") or []:
             requirement = Requirement(line)
-            if requirement.name not in ORDER:
+            if requirement.name not in workspace.members(root):
                 continue
             current = version_of(requirement.name, root)
             if not str(requirement.specifier):
@@ -215,7 +216,7 @@ def check_model_artifact(dist: Path, root: Path = ROOT) -> list[str]:
 def check_versions_bumped(root: Path = ROOT) -> list[str]:
     """A package whose files changed since its release tag must have a new version."""
     problems = []
-    for name in ORDER:
+    for name in workspace.order(root):
         tag = f"{name}-v{version_of(name, root)}"
         if tag_commit(tag, root) is None:
             continue
@@ -257,10 +258,11 @@ def check_install(dist: Path) -> list[str]:
             return [f"the wheels do not install together: {error}"]
         problems = []
         try:
-            run(python, "-c", "import features, model, serving; model.load_default()")
+            imports = ", ".join(workspace.order(ROOT))  # each member imports as its name
+            run(python, "-c", f"import {imports}; model.load_default()")
         except ReleaseError as error:
             problems.append(f"the installed wheels do not import: {error}")
-        for script in SCRIPTS.values():
+        for script in (s for names in workspace.scripts(ROOT).values() for s in names):
             try:
                 run(venv / "bin" / script, "--help")
             except ReleaseError as error:
@@ -357,14 +359,28 @@ class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
         return new
 
 
+def private_index_url() -> str:
+    """The private index's simple URL, as uv takes it: ``UV_INDEX_PRIVATE_URL``, else the entry
+    named ``private`` in ``UV_INDEX`` (space-separated ``name=url`` entries)."""
+    url = os.environ.get("UV_INDEX_PRIVATE_URL")
+    if url:
+        return url
+    for entry in os.environ.get("UV_INDEX", "").split():
+        name, _, value = entry.partition("=")
+        if name == "private" and value:
+            return value
+    msg = (
+        "the private index is not set: UV_INDEX_PRIVATE_URL (or UV_INDEX=private=URL) is the "
+        "simple index URL of the private index"
+    )
+    raise ReleaseError(msg)
+
+
 def index_request(name: str) -> urllib.request.Request:
-    """The request for ``name``'s page on the simple index (``UV_INDEX_PRIVATE_URL``), with the
-    index's own credentials (``UV_INDEX_PRIVATE_USERNAME``/``_PASSWORD``, or those written in
-    the URL), never the upload ones, and never over plain http to another machine."""
-    raw = os.environ.get("UV_INDEX_PRIVATE_URL")
-    if not raw:
-        msg = "UV_INDEX_PRIVATE_URL is not set: the simple index URL of the private index"
-        raise ReleaseError(msg)
+    """The request for ``name``'s page on the simple index (:func:`private_index_url`), with
+    the index's own credentials (``UV_INDEX_PRIVATE_USERNAME``/``_PASSWORD``, or those written
+    in the URL), never the upload ones, and never over plain http to another machine."""
+    raw = private_index_url()
     try:
         parts = urllib.parse.urlsplit(raw)
         host, port = parts.hostname or "", parts.port
@@ -437,7 +453,7 @@ def check_tags(root: Path = ROOT) -> list[str]:
     can then go to another index, but never a version built from other sources."""
     head = run("git", "rev-parse", "HEAD", cwd=root).strip()
     problems = []
-    for name in ORDER:
+    for name in workspace.order(root):
         tag = f"{name}-v{version_of(name, root)}"
         commit = tag_commit(tag, root)
         if commit is not None and commit != head:
@@ -460,13 +476,14 @@ def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
     problems = check_tags(root) + check_versions_bumped(root)
     if problems:
         raise ReleaseError("nothing was uploaded:\n  " + "\n  ".join(problems))
-    published = {name: _index_files(name) for name in ORDER}  # reachable, credentials work
+    names = workspace.order(root)
+    published = {name: _index_files(name) for name in names}  # reachable, credentials work
     build(dist, root)
     problems = check_metadata(dist, root) + check_model_artifact(dist, root)
     if problems:
         raise ReleaseError("nothing was uploaded:\n  " + "\n  ".join(problems))
     report = []
-    for name in ORDER:
+    for name in names:
         version = version_of(name, root)
         files = [wheel_of(name, dist, root), dist / f"{name}-{version}.tar.gz"]
         missing = [f for f in files if f.name not in published[name]]
@@ -479,7 +496,7 @@ def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
             msg = f"{name} {version}: upload refused: {str(error).splitlines()[-1]}"
             raise ReleaseError(msg) from None
         report.append(f"{name} {version}: published")
-    for name in ORDER if tag else ():
+    for name in names if tag else ():
         version = version_of(name, root)
         if tag_commit(f"{name}-v{version}", root) is None:
             run("git", "tag", "-a", f"{name}-v{version}", "-m", f"{name} {version}", cwd=root)

@@ -1,0 +1,60 @@
+"""The workspace's members and their dependency graph, read from the pyproject files: the one
+list every tool derives its package names and order from (never written out by hand)."""
+
+from __future__ import annotations
+
+import graphlib
+import tomllib
+from functools import cache
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def members(root: Path = ROOT) -> dict[str, Path]:
+    """Each member's distribution name and folder, from ``[tool.uv.workspace] members`` (and
+    ``exclude``) of the root pyproject, sorted by name."""
+    workspace = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    excluded = {path for pattern in workspace.get("exclude", []) for path in root.glob(pattern)}
+    found = {}
+    for pattern in workspace["members"]:
+        for folder in root.glob(pattern):
+            if folder in excluded or not (folder / "pyproject.toml").is_file():
+                continue
+            name = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["name"]
+            found[name] = folder
+    return dict(sorted(found.items()))
+
+
+def pyproject(name: str, root: Path = ROOT) -> dict:  # type: ignore[type-arg]
+    """A member's parsed pyproject.toml."""
+    return tomllib.loads((members(root)[name] / "pyproject.toml").read_text())
+
+
+def sibling_names(name: str, root: Path = ROOT) -> list[str]:
+    """The members ``name`` depends on directly (its ``[project] dependencies``)."""
+    requirements = [Requirement(r) for r in pyproject(name, root)["project"]["dependencies"]]
+    return sorted({r.name for r in requirements} & set(members(root)))
+
+
+@cache
+def order(root: Path = ROOT) -> tuple[str, ...]:
+    """Every member after the members it depends on (ties by name): the release order."""
+    sorter = graphlib.TopologicalSorter({n: sibling_names(n, root) for n in members(root)})
+    sorter.prepare()
+    ordered: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        ordered += ready
+        sorter.done(*ready)
+    return tuple(ordered)
+
+
+def scripts(root: Path = ROOT) -> dict[str, list[str]]:
+    """Each member's console scripts (``[project.scripts]``), by member."""
+    return {
+        name: sorted(pyproject(name, root)["project"].get("scripts", {})) for name in order(root)
+    }
