@@ -613,7 +613,7 @@ def test_check_with_dist_dot_deletes_nothing(snapshot: Path) -> None:
     result = subprocess.run(
         [sys.executable, "tools/release.py", "check", "--dist", "."],
         cwd=snapshot,
-        env=without_uv_credentials(),
+        env=without_uv_credentials(PYTHONDONTWRITEBYTECODE="1"),  # no tools/__pycache__ either
         capture_output=True,
         text=True,
         check=False,
