@@ -60,19 +60,16 @@ def run(*command: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = Non
     return result.stdout
 
 
-def pyproject(name: str, root: Path = ROOT) -> dict[str, Any]:
-    """A member's parsed pyproject.toml."""
-    return workspace.pyproject(name, root)
-
-
 def version_of(name: str, root: Path = ROOT) -> Version:
     """A member's version, from its pyproject."""
-    return Version(pyproject(name, root)["project"]["version"])
+    return Version(workspace.pyproject(name, root)["project"]["version"])
 
 
 def sibling_requirements(name: str, root: Path = ROOT) -> list[Requirement]:
     """The member's requirements on other members."""
-    requirements = [Requirement(r) for r in pyproject(name, root)["project"]["dependencies"]]
+    requirements = [
+        Requirement(r) for r in workspace.pyproject(name, root)["project"]["dependencies"]
+    ]
     return [r for r in requirements if r.name in workspace.members(root)]
 
 
@@ -99,7 +96,7 @@ def bump(name: str, part: str, root: Path = ROOT) -> list[str]:
     changes = [f"{name}: {old} -> {new}"]
     for dependent in workspace.order(root):
         path = workspace.members(root)[dependent] / "pyproject.toml"
-        for raw in pyproject(dependent, root)["project"]["dependencies"]:
+        for raw in workspace.pyproject(dependent, root)["project"]["dependencies"]:
             requirement = Requirement(raw)
             if requirement.name != name or requirement.specifier.contains(new):
                 continue

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model,
 
 from features.exceptions import InputError
 from features.spec import FeatureSpec
+from features.validation import validate
 
 
 def record_model(spec: FeatureSpec) -> type[BaseModel]:
@@ -37,8 +38,6 @@ def record_model(spec: FeatureSpec) -> type[BaseModel]:
     extra: Literal["forbid", "ignore"] = "forbid" if spec.unknown_fields == "error" else "ignore"
 
     def check(cls: type[BaseModel], data: Any) -> Any:  # noqa: ANN401 - a record
-        from features.validation import validate  # noqa: PLC0415 - avoids an import cycle
-
         try:
             report = validate(spec, [data], source="record").report
         except InputError as error:

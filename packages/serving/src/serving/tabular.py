@@ -17,10 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features import PLAIN_NUMBER
+import features
+from features import PLAIN_NUMBER, InputError
 from serving.exceptions import TableError
-
-FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 FORMULA_START = r"^[=+\-@\t\r]"
 """A CSV cell starting like this is run as a formula by spreadsheets (OWASP's list), unless it
@@ -28,11 +27,12 @@ is a plain number (``features.PLAIN_NUMBER``), such as ``-5`` or ``+1.5e3``."""
 
 
 def file_format(path: Path) -> str:
-    """``csv`` or ``parquet`` from the extension, or a :class:`TableError`."""
+    """``csv`` or ``parquet`` from the extension (:func:`features.file_format`), or a
+    :class:`TableError`."""
     try:
-        return FORMATS[path.suffix.lower()]
-    except KeyError:
-        msg = f"{path}: unsupported format {path.suffix or '(none)'!r}; use .csv or .parquet"
+        return features.file_format(path)
+    except InputError as error:
+        msg = f"{path}: {error.problems[0][2]}"
         raise TableError(msg) from None
 
 
