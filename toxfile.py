@@ -1,20 +1,75 @@
-"""tox plugin of this workspace (tox loads ``toxfile.py`` by itself): an env asked for by name
-(``tox -e features-test-py312``) whose Python is missing stops with one line and exit code 3,
-which no test failure gives; in a plain ``tox`` run such envs are skipped (or, with
-``--skip-missing-interpreters false`` as in CI, fail)."""
+"""tox plugin of this workspace (tox loads ``toxfile.py`` by itself).
+
+- The per-package envs are generated from the workspace's members (``tools/workspace.py``), in
+  dependency order: ``<pkg>-test``, ``<pkg>-lowest`` and ``<pkg>-test-py3XX`` for each member,
+  ahead of the envs ``tox.toml`` lists. Each env gets ``{member}`` (the package's name) and
+  ``{member_dir}`` (its folder) to use in ``tox.toml``; a new member needs no edit there.
+- ``tox --affected REF`` runs only the envs that a change since the git ref ``REF`` affects
+  (``tools/affected.py``).
+- An env asked for by name (``tox -e features-test-py312``) whose Python is missing stops with
+  one line and exit code 3, which no test failure gives; in a plain ``tox`` run such envs are
+  skipped (or, with ``--skip-missing-interpreters false`` as in CI, fail).
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from pathlib import Path
 
-from tox.config.sets import EnvConfigSet
+from tox.config.cli.parser import ToxParser
+from tox.config.sets import ConfigSet, EnvConfigSet
+from tox.config.types import EnvList
 from tox.plugin import impl
 from tox.session.state import State
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+import affected
+import workspace
+
 EXIT_INTERPRETER_MISSING = 3
 PYTHON_FACTOR = re.compile(r"(?:^|-)py3(\d+)$")
+ROOT = Path(__file__).resolve().parent
+
+
+@impl
+def tox_add_option(parser: ToxParser) -> None:
+    """``--affected REF``."""
+    parser.add_argument(
+        "--affected",
+        metavar="REF",
+        default="",
+        help="run only the envs that the changes since the git ref REF affect (the packages "
+        "changed, lock-aware, and every package depending on them); see tools/affected.py",
+    )
+
+
+@impl
+def tox_add_core_config(core_conf: ConfigSet, state: State) -> None:
+    """``env_list``: the generated per-package envs, then tox.toml's; with ``--affected REF``,
+    only those of them that the changes since REF affect (run as a plain ``tox`` run is, so
+    a missing interpreter is skipped, not an error)."""
+    ref = getattr(state.conf.options, "affected", "")
+    selected = None
+    if ref:
+        try:
+            selected = affected.envs(ref)
+        except affected.AffectedError as error:
+            print(f"--affected {ref}: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if not selected:
+            print(f"--affected {ref}: nothing changed since {ref}, no env to run", file=sys.stderr)
+            raise SystemExit(0)
+        print(f"--affected {ref}: {', '.join(selected)}", file=sys.stderr)
+
+    def generated(listed: EnvList) -> EnvList:
+        every = [*workspace.package_envs(), *listed.envs]
+        return EnvList(every if selected is None else [e for e in every if e in selected])
+
+    for definition in core_conf.get_configs():
+        if "env_list" in definition.keys:
+            definition.post_process = generated  # type: ignore[attr-defined]
 
 
 def _visible(version: str) -> bool:
@@ -37,7 +92,18 @@ def _visible(version: str) -> bool:
 
 @impl
 def tox_add_env_config(env_conf: EnvConfigSet, state: State) -> None:
-    """Stop at once, in one line, when an env named on the command line has no interpreter."""
+    """``{member}``/``{member_dir}`` for every env; stop at once, in one line, when an env
+    named on the command line has no interpreter."""
+    member = workspace.member_of_env(env_conf.name or "") or ""
+    env_conf.add_config(
+        keys=["member"], of_type=str, default=member, desc="the workspace member this env tests"
+    )
+    env_conf.add_config(
+        keys=["member_dir"],
+        of_type=str,
+        default=str(workspace.members(ROOT)[member]) if member else "",
+        desc="the member's folder",
+    )
     requested = state.conf.options.env
     if requested.is_all or requested.is_default_list or env_conf.name not in list(requested):
         return

@@ -6,6 +6,7 @@ with uv's UV_INDEX_PRIVATE_* variables) and scores a file with the bundled model
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -100,7 +101,7 @@ def pypiserver(tmp_path: Path) -> Iterator[str]:
 
 
 def publish(
-    repo: Path, index: str, password: str, index_password: str = PASSWORD
+    repo: Path, index: str, password: str, index_password: str = PASSWORD, *options: str
 ) -> subprocess.CompletedProcess[str]:
     env = clean_env(
         UV_PUBLISH_URL=f"{index}/",
@@ -115,7 +116,7 @@ def publish(
         GIT_AUTHOR_EMAIL="release@test.invalid",
     )
     return subprocess.run(
-        [sys.executable, "tools/release.py", "publish"],
+        [sys.executable, "tools/release.py", "publish", *options],
         cwd=repo,
         env=env,
         capture_output=True,
@@ -176,6 +177,10 @@ def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> No
     assert tags.stdout.split() == ["features-v0.1.0", "model-v0.1.0", "serving-v0.1.0"]
     uploaded = sorted(p.name for p in uploaded_to.iterdir())
     assert len(uploaded) == 6
+    for name in ("features", "model", "serving"):  # each release's SBOM, beside its wheel
+        sbom = json.loads((repo / "dist" / f"{name}-0.1.0.cdx.json").read_text())
+        assert sbom["metadata"]["component"]["version"] == "0.1.0"
+        assert f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json" in first.stdout
 
     again = publish(repo, index, PASSWORD)
     assert again.returncode == 0, again.stderr
@@ -254,3 +259,19 @@ def test_same_release_to_a_second_index_and_a_moved_tag(snapshot: Path, tmp_path
         assert f"tag features-v0.1.0 points at commit {tagged}" in moved.stderr
         assert f"the commit being published is {head}" in moved.stderr
         assert list((tmp_path / "third" / "index").iterdir()) == []
+
+
+def test_another_build_of_an_untagged_version_is_never_overwritten(
+    snapshot: Path, tmp_path: Path
+) -> None:
+    """Without the release tag, the index's file of the same name is another build (the model
+    wheel bundles a freshly trained artifact): uv's check refuses it, nothing is replaced."""
+    with pypiserver(tmp_path) as index:
+        first = publish(snapshot, index, PASSWORD, PASSWORD, "--no-tag")
+        assert first.returncode == 0, first.stderr
+        held = {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()}
+        again = publish(snapshot, index, PASSWORD, PASSWORD, "--no-tag")
+        assert again.returncode == 1
+        assert again.stderr.startswith("error: model 0.1.0: upload refused: ")
+        assert "the index holds another build of this version: bump the version" in again.stderr
+        assert {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()} == held

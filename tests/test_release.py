@@ -37,9 +37,16 @@ def test_compatible_range() -> None:
     assert release.compatible_range(release.Version("1.4.2")) == ">=1.4,<2"
 
 
+def fragment(snapshot: Path, name: str, text: str, kind: str = "feature") -> None:
+    (snapshot / "packages" / name / "changes" / f"+{kind}-1.{kind}.md").write_text(text)
+
+
 def test_bump_updates_dependents_and_lock(snapshot: Path) -> None:
+    fragment(snapshot, "features", "Integer categories.")
     changes = release.bump("features", "minor", snapshot)
-    assert changes[0] == "features: 0.1.0 -> 0.2.0"
+    assert changes[0] == (
+        "features: 0.1.0 -> 0.2.0, CHANGELOG.md assembled from its change fragments"
+    )
     assert changes[1:] == [
         "model: requires features>=0.2,<0.3 (bump model too)",
         "serving: requires features>=0.2,<0.3 (bump serving too)",
@@ -53,7 +60,36 @@ def test_bump_updates_dependents_and_lock(snapshot: Path) -> None:
 
 
 def test_patch_bump_within_range_leaves_dependents(snapshot: Path) -> None:
-    assert release.bump("model", "patch", snapshot) == ["model: 0.1.0 -> 0.1.1"]
+    fragment(snapshot, "model", "A fix.", "bugfix")
+    assert release.bump("model", "patch", snapshot) == [
+        "model: 0.1.0 -> 0.1.1, CHANGELOG.md assembled from its change fragments"
+    ]
+
+
+def test_bump_assembles_the_changelog_from_fragments_and_needs_one(snapshot: Path) -> None:
+    package = snapshot / "packages" / "serving"
+    with pytest.raises(release.ReleaseError, match=r"serving: no change fragment in packages/"):
+        release.bump("serving", "patch", snapshot)
+    assert release.version_of("serving", snapshot) == release.Version("0.1.0")  # untouched
+    fragment(snapshot, "serving", "Rejects keep the input's cells.", "bugfix")
+    fragment(snapshot, "serving", "A `--keep` option.", "feature")
+    release.bump("serving", "patch", snapshot)
+    changelog = (package / "CHANGELOG.md").read_text()
+    section = changelog.split("## serving 0.1.1 (", 1)[1].split("## serving 0.1.0", 1)[0]
+    assert "### Features\n\n- A `--keep` option." in section
+    assert "### Bugfixes\n\n- Rejects keep the input's cells." in section
+    assert release.change_fragments("serving", snapshot) == []  # consumed
+    assert (package / "changes" / "README.md").is_file()
+    assert release.check_changelogs(snapshot) == []
+
+
+def test_a_version_without_its_changelog_section_is_refused(snapshot: Path) -> None:
+    assert release.check_changelogs(snapshot) == []
+    subprocess.run(
+        ["uv", "version", "--package", "model", "0.1.5", "--frozen"], cwd=snapshot, check=True
+    )
+    (problem,) = release.check_changelogs(snapshot)
+    assert problem.startswith("model: packages/model/CHANGELOG.md has no section for 0.1.5")
 
 
 def test_changed_since_tag_without_bump(snapshot: Path) -> None:
@@ -119,6 +155,29 @@ def test_sibling_ranges_in_built_metadata(real_dist: Path, tmp_path: Path) -> No
         "model: Requires-Dist features has no version range",
         f"serving: Requires-Dist model>=99 does not admit model {release.version_of('model')}; "
         "run `tools/release.py bump` or fix the range",
+    ]
+
+
+def test_each_release_has_its_sbom(real_dist: Path, tmp_path: Path) -> None:
+    """A CycloneDX SBOM of each package's locked closure beside its wheel, for its version."""
+    assert release.check_sboms(real_dist) == []
+    serving = json.loads((real_dist / release.sbom_name("serving")).read_text())
+    listed = {c["name"] for c in serving["components"]}
+    assert {"model", "features", "fastapi", "uvicorn"} <= listed
+    assert not listed & {"pytest", "ruff", "mypy", "towncrier"}  # no dev tools
+    features = json.loads((real_dist / release.sbom_name("features")).read_text())
+    assert not {c["name"] for c in features["components"]} & {"model", "fastapi", "skops"}
+
+    dist = copy_of(real_dist, tmp_path / "dist")
+    (dist / release.sbom_name("features")).unlink()
+    stale = dist / release.sbom_name("model")
+    stale.write_text(stale.read_text().replace('"version": "0.1.0"', '"version": "0.0.9"', 1))
+    serving["components"] = [c for c in serving["components"] if c["name"] != "model"]
+    (dist / release.sbom_name("serving")).write_text(json.dumps(serving))
+    assert release.check_sboms(dist) == [
+        f"features: no SBOM {release.sbom_name('features')} beside its wheel",
+        f"model: {release.sbom_name('model')} is not a CycloneDX SBOM of model 0.1.0",
+        f"serving: {release.sbom_name('serving')} does not list model 0.1.0",
     ]
 
 
@@ -196,7 +255,6 @@ PAGE = (
     "features-0.1.0-py3-none-any.whl</a><br>\n"
     '<a href="/packages/features-0.1.0.tar.gz#sha256=00">features-0.1.0.tar.gz</a><br>\n'
 )
-LISTED = {"features-0.1.0-py3-none-any.whl", "features-0.1.0.tar.gz"}
 
 
 def basic(user: str, password: str) -> str:
@@ -288,7 +346,7 @@ def test_the_index_url_may_come_as_uv_index_entries(
     monkeypatch.setenv(
         "UV_INDEX", f"public=https://pypi.org/simple/ private={index.url('/simple/')}"
     )
-    assert release._index_files("features") == LISTED
+    release.check_index("features")
     expected = basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
     assert index.seen == [("/simple/features/", expected)]
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/elsewhere/"))  # it wins
@@ -309,7 +367,7 @@ def test_index_read_never_sends_the_upload_credentials(
         monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
         monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
 
-    assert release._index_files("features") == LISTED
+    release.check_index("features")
     expected = (
         basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
         if index_credentials
@@ -346,7 +404,7 @@ def test_redirect_keeps_credentials_on_the_same_origin_only(
         server.routes["/moved/"] = (200, {}, PAGE)
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/simple/"))
 
-    assert release._index_files("features") == LISTED
+    release.check_index("features")
     auth = basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
     assert index.seen[0] == ("/simple/features/", auth)
     moved = [a for s in (index, other) for path, a in s.seen if path == "/moved/"]
@@ -389,7 +447,7 @@ def test_credentials_never_go_over_plain_http_to_another_host(
         monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
         monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
     with pytest.raises(release.ReleaseError, match="over plain http") as error:
-        release._index_files("features")
+        release.check_index("features")
     assert no_network == []
     for secret in [*canaries.values(), "someone", "url-secret-6f21"]:
         assert secret not in str(error.value)
@@ -420,16 +478,16 @@ def test_credentials_in_the_url_are_used_and_never_shown(
     index.routes["/s/model/"] = (401, {"WWW-Authenticate": 'Basic realm="pypi"'}, "no")
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", f"http://{URL_USERINFO}@127.0.0.1:{index.port}/s/")
 
-    assert release._index_files("features") == LISTED
+    release.check_index("features")
     assert index.seen == [("/s/features/", basic(URL_USER, URL_PASSWORD))]
 
     secrets = [URL_USER, URL_PASSWORD, URL_USERINFO, urllib.parse.quote(URL_PASSWORD, safe="")]
     with pytest.raises(release.ReleaseError, match="answered HTTP 401 for model") as refused:
-        release._index_files("model")
+        release.check_index("model")
     closed = f"http://{URL_USERINFO}@127.0.0.1:{free_port()}/s/"
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", closed)
     with pytest.raises(release.ReleaseError, match="cannot read the index") as unreachable:
-        release._index_files("model")
+        release.check_index("model")
     for error in (refused.value, unreachable.value):
         for secret in [*secrets, *canaries.values()]:
             assert secret not in str(error)
@@ -641,7 +699,7 @@ def test_loopback_index_is_never_read_through_a_proxy(
         monkeypatch.setenv(name, proxy.url("/"))
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    assert release._index_files("features") == LISTED
+    release.check_index("features")
     assert proxy.seen == []
     assert [path for path, _ in index.seen] == ["/simple/features/"]
 
@@ -653,3 +711,20 @@ def test_a_short_credential_is_redacted_only_where_it_stands_alone(
     monkeypatch.setenv("UV_INDEX_PRIVATE_PASSWORD", "p4ss-w0rd")
     text = release.redact("features: user u with p4ss-w0rd could not upload")
     assert text == "features: user *** with *** could not upload"
+
+
+def test_the_check_url_carries_the_read_credentials_only(
+    canaries: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv sends no credentials to ``--check-url`` but those in it, and uploads blind when the
+    index answers 401: the read ones go in, quoted; the upload ones never."""
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", "https://index.example.invalid/simple/")
+    url = urllib.parse.urlsplit(release.check_url())
+    assert (url.hostname, url.path) == ("index.example.invalid", "/simple/")
+    assert urllib.parse.unquote(url.username or "") == canaries["UV_INDEX_PRIVATE_USERNAME"]
+    assert urllib.parse.unquote(url.password or "") == canaries["UV_INDEX_PRIVATE_PASSWORD"]
+    for secret in PUBLISH_CANARIES:
+        assert secret not in release.check_url()
+    monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
+    monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
+    assert release.check_url() == "https://index.example.invalid/simple/"

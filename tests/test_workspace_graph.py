@@ -1,14 +1,37 @@
-"""The members and their order come from the pyproject files (tools/workspace.py), so a new
-member needs no list edited by hand."""
+"""The members and their order come from the pyproject files (tools/workspace.py): a package
+added with the scaffold command gets its tox envs, isolation check, import contracts and place
+in the release order with no file edited by hand."""
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from features.testing import locked_packages
 
 from .conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
+import import_contracts
 import workspace
+
+
+def isolation_problems(name: str, root: Path) -> list[str]:
+    """What the lock gives ``name`` beyond the members it depends on, or lacks of them."""
+    members = set(workspace.members(root))
+    installed = locked_packages(name, root) & members
+    expected = workspace.closure(name, root)
+    return [f"{name}'s locked env holds {m}" for m in sorted(installed - expected)] + [
+        f"{name}'s locked env lacks {m}" for m in sorted(expected - installed)
+    ]
+
+
+@pytest.mark.parametrize("name", list(workspace.order(ROOT)))
+def test_each_member_locks_only_the_members_it_depends_on(name: str) -> None:
+    assert isolation_problems(name, ROOT) == []
 
 
 def test_members_and_order_are_the_workspace_s() -> None:
@@ -16,6 +39,8 @@ def test_members_and_order_are_the_workspace_s() -> None:
         p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").is_file()
     )
     assert workspace.order(ROOT) == ("features", "model", "serving")
+    assert workspace.closure("serving", ROOT) == {"serving", "model", "features"}
+    assert workspace.dependents({"model"}, ROOT) == {"model", "serving"}
     assert workspace.scripts(ROOT) == {
         "features": ["features"],
         "model": ["model"],
@@ -23,22 +48,68 @@ def test_members_and_order_are_the_workspace_s() -> None:
     }
 
 
-def test_a_new_member_is_ordered_after_what_it_depends_on(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    for name in ("features", "model", "serving"):
-        shutil.copytree(
-            ROOT / "packages" / name,
-            tmp_path / "packages" / name,
-            ignore=shutil.ignore_patterns("src", "tests"),
-        )
-    reports = tmp_path / "packages" / "reports"
-    reports.mkdir()
-    (reports / "pyproject.toml").write_text(
-        '[project]\nname = "reports"\nversion = "0.1.0"\n'
-        'dependencies = ["model>=0.1,<0.2", "numpy"]\n'
-        '[project.scripts]\nreports = "reports.cli:main"\n'
+def tox_env() -> dict[str, str]:
+    """This environment minus what ties tox or uv to the env running the tests."""
+    drop = {"UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("TOX")}
+    return {**env, "UV_PYTHON_DOWNLOADS": "never"}
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, env=tox_env(), capture_output=True, text=True, timeout=900, check=False
     )
-    order = workspace.order(tmp_path)
+
+
+def test_the_scaffold_adds_a_fourth_package_that_everything_derives(snapshot: Path) -> None:
+    """`tools/new_package.py reports --depends-on model` in a copy: tox lists and passes its
+    envs, the isolation check and the import contracts cover it, the release order puts it
+    after model; the only files changed are its own folder, the root pyproject and the lock."""
+    tox = shutil.which("tox")
+    assert tox is not None, "tox must be on PATH (it runs this test)"
+    made = run(
+        ["uv", "run", "python", "tools/new_package.py", "reports", "--depends-on", "model"],
+        snapshot,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "release order features -> model -> reports -> serving" in made.stdout
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], snapshot).stdout
+    changed = {line[3:] for line in status.splitlines()}
+    assert {"pyproject.toml", "uv.lock"} < changed
+    assert all(
+        path.startswith("packages/reports/") for path in changed - {"pyproject.toml", "uv.lock"}
+    ), changed
+
+    listed = run([tox, "-l"], snapshot)
+    assert listed.returncode == 0, listed.stderr
+    envs = listed.stdout.split()
+    for env in ("reports-test", "reports-lowest", "reports-test-py311", "reports-test-py313"):
+        assert env in envs
+    assert envs.index("reports-test") > envs.index("model-test")
+    tested = run([tox, "-e", "reports-test"], snapshot)
+    assert tested.returncode == 0, tested.stdout[-3000:]
+    assert "1 passed" in tested.stdout  # its isolation test: deptry on its sources
+
+    workspace.members.cache_clear()
+    workspace.order.cache_clear()
+    order = workspace.order(snapshot)
     assert order.index("reports") > order.index("model") > order.index("features")
-    assert workspace.sibling_names("reports", tmp_path) == ["model"]
-    assert workspace.scripts(tmp_path)["reports"] == ["reports"]
+    assert workspace.closure("reports", snapshot) == {"reports", "model", "features"}
+    for name in order:
+        assert isolation_problems(name, snapshot) == [], name
+    contracts = import_contracts.contracts(snapshot)
+    assert "[importlinter:contract:reports-public-api]" in contracts
+    assert "name = reports imports no member it does not depend on (serving)" in contracts
+    assert "name = model imports no member it does not depend on (reports, serving)" in contracts
+
+
+def test_a_new_member_with_a_bad_name_or_sibling_is_refused(snapshot: Path) -> None:
+    for args, message in (
+        (["Reports"], "use lowercase letters, digits and _"),
+        (["model"], "model is already a member (packages/model)"),
+        (["reports", "--depends-on", "modle"], "--depends-on modle: not a member"),
+    ):
+        made = run(["uv", "run", "python", "tools/new_package.py", *args], snapshot)
+        assert made.returncode == 1
+        assert message in made.stderr
+    assert run(["git", "status", "--porcelain"], snapshot).stdout == ""

@@ -36,13 +36,13 @@ from email.parser import Parser
 from pathlib import Path
 from typing import Any
 
-import workspace
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+import workspace
+
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = workspace.order(ROOT)  # dependency order, from the members' pyprojects
-DEFAULT_CONFIG = Path("configs/penguins_species.toml")
 
 
 class ReleaseError(Exception):
@@ -90,10 +90,19 @@ def bump(name: str, part: str, root: Path = ROOT) -> list[str]:
     if name not in workspace.members(root):
         msg = f"unknown package {name!r}; choose one of {', '.join(workspace.order(root))}"
         raise ReleaseError(msg)
+    package_dir = workspace.members(root)[name]
+    if not change_fragments(name, root):
+        msg = (
+            f"{name}: no change fragment in {package_dir.relative_to(root)}/changes/; add one "
+            "saying what changed (changes/README.md shows how), then bump"
+        )
+        raise ReleaseError(msg)
     old = version_of(name, root)
     run("uv", "version", "--package", name, "--bump", part, "--frozen", cwd=root)
     new = version_of(name, root)
-    changes = [f"{name}: {old} -> {new}"]
+    towncrier = [sys.executable, "-m", "towncrier", "build", "--yes", "--version", str(new)]
+    run(*towncrier, "--config", "pyproject.toml", "--dir", ".", cwd=package_dir)
+    changes = [f"{name}: {old} -> {new}, CHANGELOG.md assembled from its change fragments"]
     for dependent in workspace.order(root):
         path = workspace.members(root)[dependent] / "pyproject.toml"
         for raw in workspace.pyproject(dependent, root)["project"]["dependencies"]:
@@ -111,14 +120,21 @@ def bump(name: str, part: str, root: Path = ROOT) -> list[str]:
     return changes
 
 
+def change_fragments(name: str, root: Path = ROOT) -> list[Path]:
+    """The member's change fragments not yet in its changelog (``changes/<id>.<type>.md``)."""
+    folder = workspace.members(root)[name] / "changes"
+    return sorted(
+        f for f in folder.glob("*.md") if f.name != "README.md" and not f.name.startswith(".")
+    )
+
+
 # --- build ----------------------------------------------------------------------------------
 
 
 def build(dist: Path, root: Path = ROOT) -> list[Path]:
-    """Build every package into ``dist`` from a staged copy of the workspace, with a freshly
-    trained default model bundled in ``model``; the source tree is never written."""
-    from model import TrainConfig, save_result, train  # noqa: PLC0415 - only build needs it
-
+    """Build every package, and its SBOM, into ``dist`` from a staged copy of the workspace,
+    after running each member's own ``[tool.release] before-build`` command there (``model``
+    bundles its default artifact); the source tree is never written."""
     with tempfile.TemporaryDirectory(prefix="release-stage-") as tmp:
         stage = Path(tmp)
         for item in ("pyproject.toml", "uv.lock", "README.md"):
@@ -130,15 +146,35 @@ def build(dist: Path, root: Path = ROOT) -> list[Path]:
                 "default_artifact", "__pycache__", "*.pyc", ".pytest_cache"
             ),
         )
-        result = train(TrainConfig.from_toml(root / DEFAULT_CONFIG))
-        save_result(result, stage / "packages" / "model" / "src" / "model" / "default_artifact")
+        for name in workspace.order(root):
+            command = workspace.pyproject(name, root).get("tool", {}).get("release", {})
+            if "before-build" in command:
+                package_dir = stage / workspace.members(root)[name].relative_to(root)
+                argv = [a.format(package_dir=package_dir) for a in command["before-build"]]
+                script = Path(sys.executable).with_name(argv[0])
+                run(script if script.is_file() else argv[0], *argv[1:], cwd=root)
         dist.mkdir(parents=True, exist_ok=True)
         before = {p.name for p in dist.iterdir()}
         try:
             run("uv", "build", "--all-packages", "--out-dir", dist, cwd=stage)
-        finally:  # what uv built is this tool's to remove next time, even after a failure
+            for name in workspace.order(root):
+                write_sbom(name, dist / sbom_name(name, root), stage)
+        finally:  # what was built is this tool's to remove next time, even after a failure
             _record_built(dist, {p.name for p in dist.iterdir()} - before)
     return sorted(dist.iterdir())
+
+
+def sbom_name(name: str, root: Path = ROOT) -> str:
+    """The file name of a release's SBOM, beside its wheel."""
+    return f"{name}-{version_of(name, root)}.cdx.json"
+
+
+def write_sbom(name: str, path: Path, root: Path = ROOT) -> None:
+    """A CycloneDX 1.5 SBOM of the package's locked closure (no dev tools), by uv."""
+    run(
+        "uv", "export", "--format", "cyclonedx1.5", "--preview-features", "sbom-export",
+        "--package", name, "--frozen", "--no-dev", "--output-file", path, cwd=root,
+    )  # fmt: skip
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -210,6 +246,48 @@ def check_model_artifact(dist: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def check_changelogs(root: Path = ROOT) -> list[str]:
+    """Each member's CHANGELOG.md has a section for the version being released."""
+    problems = []
+    for name in workspace.order(root):
+        version = version_of(name, root)
+        changelog = workspace.members(root)[name] / "CHANGELOG.md"
+        text = changelog.read_text() if changelog.is_file() else ""
+        if not re.search(rf"^## {re.escape(name)} {re.escape(str(version))} ", text, re.M):
+            problems.append(
+                f"{name}: {changelog.relative_to(root)} has no section for {version}; add "
+                f"change fragments and run `tools/release.py bump {name} PART`"
+            )
+    return problems
+
+
+def check_sboms(dist: Path, root: Path = ROOT) -> list[str]:
+    """Each release has its CycloneDX SBOM beside its wheel, for that package and version,
+    listing each sibling it depends on at its current version."""
+    problems = []
+    for name in workspace.order(root):
+        path = dist / sbom_name(name, root)
+        if not path.is_file():
+            problems.append(f"{name}: no SBOM {path.name} beside its wheel")
+            continue
+        bom = json.loads(path.read_text())
+        component = bom.get("metadata", {}).get("component", {})
+        version = str(version_of(name, root))
+        if bom.get("bomFormat") != "CycloneDX" or (
+            component.get("name"),
+            component.get("version"),
+        ) != (name, version):
+            problems.append(f"{name}: {path.name} is not a CycloneDX SBOM of {name} {version}")
+            continue
+        listed = {(c.get("name"), c.get("version")) for c in bom.get("components", [])}
+        for sibling in sorted(workspace.closure(name, root) - {name}):
+            if (sibling, str(version_of(sibling, root))) not in listed:
+                problems.append(
+                    f"{name}: {path.name} does not list {sibling} {version_of(sibling, root)}"
+                )
+    return problems
+
+
 def check_versions_bumped(root: Path = ROOT) -> list[str]:
     """A package whose files changed since its release tag must have a new version."""
     problems = []
@@ -268,14 +346,14 @@ def check_install(dist: Path) -> list[str]:
 
 
 def check(dist: Path, root: Path = ROOT) -> list[str]:
-    """Every release check, on wheels freshly built into ``dist``."""
-    problems = check_versions_bumped(root)
+    """Every release check, on wheels (and SBOMs) freshly built into ``dist``."""
+    problems = check_versions_bumped(root) + check_changelogs(root)
     try:
         build(dist, root)
     except ReleaseError as error:
         return [*problems, f"build failed: {error}"]
     problems += check_metadata(dist, root) + check_model_artifact(dist, root)
-    return problems + check_install(dist)
+    return problems + check_sboms(dist, root) + check_install(dist)
 
 
 # --- publish --------------------------------------------------------------------------------
@@ -373,10 +451,10 @@ def private_index_url() -> str:
     raise ReleaseError(msg)
 
 
-def index_request(name: str) -> urllib.request.Request:
-    """The request for ``name``'s page on the simple index (:func:`private_index_url`), with
-    the index's own credentials (``UV_INDEX_PRIVATE_USERNAME``/``_PASSWORD``, or those written
-    in the URL), never the upload ones, and never over plain http to another machine."""
+def _index_location() -> tuple[str, str, str]:
+    """The private index's URL without credentials, and the user and password to read it
+    with (``UV_INDEX_PRIVATE_USERNAME``/``_PASSWORD``, or those written in the URL), never
+    the upload ones; refused when they would cross plain http to another machine."""
     raw = private_index_url()
     try:
         parts = urllib.parse.urlsplit(raw)
@@ -400,6 +478,13 @@ def index_request(name: str) -> urllib.request.Request:
     netloc = host if ":" not in host else f"[{host}]"
     netloc += f":{port}" if port else ""
     base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return base, user, password
+
+
+def index_request(name: str) -> urllib.request.Request:
+    """The request for ``name``'s page on the simple index (:func:`private_index_url`), with
+    the index's read credentials (:func:`_index_location`)."""
+    base, user, password = _index_location()
     request = urllib.request.Request(f"{base.rstrip('/')}/{name}/")
     if user or password:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -407,20 +492,32 @@ def index_request(name: str) -> urllib.request.Request:
     return request
 
 
-def _index_files(name: str) -> set[str]:
-    """File names of ``name`` already on the index (see :func:`index_request`)."""
+def check_url() -> str:
+    """The simple index URL for ``uv publish --check-url``, with the read credentials written
+    in: uv sends no others there, and an index that answers 401 makes it upload blind."""
+    base, user, password = _index_location()
+    if not (user or password):
+        return base
+    parts = urllib.parse.urlsplit(base)
+    userinfo = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
+
+
+def check_index(name: str) -> None:
+    """The index answers for ``name`` (a page or 404) with the read credentials, before
+    anything is uploaded; which files it already has is left to ``uv publish --check-url``."""
     request = index_request(name)
     handlers: list[urllib.request.BaseHandler] = [_SameOriginAuth()]
     if request.type == "http":  # only this machine (index_request): never through a proxy
         handlers.append(urllib.request.ProxyHandler({}))
     opener = urllib.request.build_opener(*handlers)
     try:
-        with opener.open(request, timeout=30) as response:
-            page = response.read().decode()
+        with opener.open(request, timeout=30):
+            pass
     except urllib.error.HTTPError as error:
         error.close()  # it holds the response and its socket
         if error.code == 404:
-            return set()
+            return
         msg = (
             f"the index answered HTTP {error.code} for {name}; "
             "check UV_INDEX_PRIVATE_URL and UV_INDEX_PRIVATE_USERNAME/_PASSWORD"
@@ -430,7 +527,30 @@ def _index_files(name: str) -> set[str]:
         reason = getattr(error, "reason", error)
         msg = f"cannot read the index for {name}: {reason}"
         raise ReleaseError(msg) from None
-    return set(re.findall(r">([^<>]+\.(?:whl|tar\.gz))<", page))
+
+
+MISMATCH = re.compile(r"Local file and index file do not match for `([^`]+)`")
+
+
+def upload(file: Path, root: Path = ROOT, *, released: bool = False) -> str:
+    """``uv publish`` one file, unless the index holds it already (``--check-url``): returns
+    ``"uploaded"`` or ``"skipped"``. A different file under the same name is never
+    overwritten: refused, or kept when ``released`` (this very commit carries the release tag,
+    so the index's file was built from the same sources; a rebuilt model artifact differs in
+    its bytes)."""
+    env = {**os.environ, "UV_PUBLISH_CHECK_URL": check_url()}
+    result = subprocess.run(
+        ["uv", "publish", str(file)], cwd=root, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0:
+        return "skipped" if "already exists, skipping" in result.stderr else "uploaded"
+    if released and MISMATCH.search(result.stderr):
+        return "skipped"
+    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    msg = f"upload refused: {detail[-1] if detail else 'uv publish failed'}"
+    if MISMATCH.search(result.stderr):
+        msg += " (the index holds another build of this version: bump the version)"
+    raise ReleaseError(msg)
 
 
 def tag_commit(tag: str, root: Path = ROOT) -> str | None:
@@ -463,36 +583,39 @@ def check_tags(root: Path = ROOT) -> list[str]:
 
 def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
     """Upload each package's files that the index lacks, in dependency order, then tag each
-    release that has no tag yet. A file already there is skipped, never overwritten, so the
-    same release can be published to a second index. Every check that can fail (settings,
-    tags, versions, the index and its credentials, the built wheels) runs before the first
-    upload."""
+    release that has no tag yet. A file already there is skipped (uv's ``--check-url``),
+    never overwritten, so the same release can be published to a second index. Every check
+    that can fail (settings, tags, versions, changelogs, the index and its credentials, the
+    built wheels and SBOMs) runs before the first upload."""
     if not os.environ.get("UV_PUBLISH_URL"):
         msg = "UV_PUBLISH_URL is not set: the upload URL of the private index"
         raise ReleaseError(msg)
-    problems = check_tags(root) + check_versions_bumped(root)
+    problems = check_tags(root) + check_versions_bumped(root) + check_changelogs(root)
     if problems:
         raise ReleaseError("nothing was uploaded:\n  " + "\n  ".join(problems))
     names = workspace.order(root)
-    published = {name: _index_files(name) for name in names}  # reachable, credentials work
+    for name in names:  # reachable, and the read credentials work
+        check_index(name)
     build(dist, root)
     problems = check_metadata(dist, root) + check_model_artifact(dist, root)
+    problems += check_sboms(dist, root)
     if problems:
         raise ReleaseError("nothing was uploaded:\n  " + "\n  ".join(problems))
     report = []
     for name in names:
         version = version_of(name, root)
         files = [wheel_of(name, dist, root), dist / f"{name}-{version}.tar.gz"]
-        missing = [f for f in files if f.name not in published[name]]
-        if not missing:
-            report.append(f"{name} {version}: already on the index, skipped")
-            continue
+        released = tag_commit(f"{name}-v{version}", root) is not None  # at HEAD: check_tags
         try:
-            run("uv", "publish", *missing, cwd=root)
+            outcomes = [upload(file, root, released=released) for file in files]
         except ReleaseError as error:
-            msg = f"{name} {version}: upload refused: {str(error).splitlines()[-1]}"
+            msg = f"{name} {version}: {error}"
             raise ReleaseError(msg) from None
-        report.append(f"{name} {version}: published")
+        sbom = sbom_name(name, root)
+        if "uploaded" not in outcomes:
+            report.append(f"{name} {version}: already on the index, skipped (SBOM {sbom})")
+        else:
+            report.append(f"{name} {version}: published (SBOM {sbom}, beside the wheel)")
     for name in names if tag else ():
         version = version_of(name, root)
         if tag_commit(f"{name}-v{version}", root) is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import graphlib
 import tomllib
+from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 
@@ -51,6 +52,36 @@ def order(root: Path = ROOT) -> tuple[str, ...]:
         ordered += ready
         sorter.done(*ready)
     return tuple(ordered)
+
+
+def closure(name: str, root: Path = ROOT) -> set[str]:
+    """``name`` and every member it depends on, directly or not."""
+    found = {name}
+    for sibling in sibling_names(name, root):
+        found |= closure(sibling, root)
+    return found
+
+
+def dependents(names: set[str], root: Path = ROOT) -> set[str]:
+    """``names`` and every member that depends on one of them, directly or not."""
+    return {m for m in members(root) if closure(m, root) & names}
+
+
+PYTHON_MATRIX = ("py311", "py312", "py313")  # every package's tests run on each of these
+
+
+def package_envs(root: Path = ROOT, only: Collection[str] | None = None) -> list[str]:
+    """The per-package tox envs (toxfile.py generates them), members in dependency order:
+    ``<pkg>-test``, ``<pkg>-lowest``, then ``<pkg>-test-py3XX``; of ``only`` those members
+    when given."""
+    names = [name for name in order(root) if only is None or name in only]
+    envs = [f"{name}-{kind}" for name in names for kind in ("test", "lowest")]
+    return envs + [f"{name}-test-{python}" for name in names for python in PYTHON_MATRIX]
+
+
+def member_of_env(env: str, root: Path = ROOT) -> str | None:
+    """The member a per-package env tests, or None for any other env."""
+    return next((m for m in order(root) if env in package_envs(root, [m])), None)
 
 
 def scripts(root: Path = ROOT) -> dict[str, list[str]]:

@@ -220,6 +220,22 @@ def test_bundle_any_config(no_bundle: Path, in_workspace: Path) -> None:
     assert load_default().name == "penguins-body-mass"
 
 
+def test_bundle_command_into_the_installed_package_or_a_source_tree(
+    no_bundle: Path, in_workspace: Path, tmp_path: Path
+) -> None:
+    """`model bundle`: the default config into the installed package; with --source-tree,
+    into that model package's sources (what a release build ships), the installed one left
+    alone."""
+    tree = tmp_path / "packages" / "model"
+    assert main(["bundle", "--source-tree", str(tree)]) == 0
+    staged = load_artifact(tree / "src" / "model" / "default_artifact")
+    assert staged.name == "penguins-species"
+    assert staged.manifest.versions["model"] == model.__version__
+    assert not no_bundle.exists()
+    assert main(["bundle", "--config", "configs/penguins_body_mass.toml"]) == 0
+    assert load_default().name == "penguins-body-mass"
+
+
 def user_folder(output: Path, saved: Path) -> None:
     output.mkdir()
     (output / "notes.txt").write_text("my notes\n")

@@ -1,5 +1,5 @@
 """The default artifact bundled inside the installed ``model`` package (``model train
---bundle`` puts one there), loaded like any other: verified and audited."""
+--bundle`` or ``model bundle`` puts one there), loaded like any other: verified and audited."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ from model.manifest import MANIFEST_FILE
 from model.predictor import Artifact
 from model.store import load_artifact
 
+BUNDLE = "default_artifact"
+
 
 def default_artifact_dir() -> Path:
     """Where the bundled default artifact lives inside the installed ``model`` package."""
-    return Path(str(resources.files("model"))) / "default_artifact"
+    return Path(str(resources.files("model"))) / BUNDLE
+
+
+def source_tree_bundle_dir(package_dir: Path) -> Path:
+    """Where it lives in the package's sources at ``package_dir``: what a build ships."""
+    return package_dir / "src" / "model" / BUNDLE
 
 
 def load_default() -> Artifact:

@@ -18,7 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from features import SpecError
-from model.bundled import default_artifact_dir, load_artifact_or_default
+from model.bundled import (
+    default_artifact_dir,
+    load_artifact_or_default,
+    source_tree_bundle_dir,
+)
 from model.config import TrainConfig
 from model.exceptions import ModelError, QualityGateError
 from model.manifest import sha256_file
@@ -48,22 +52,36 @@ def _metrics_table(
     return table
 
 
-def _train(args: argparse.Namespace) -> int:
-    config_path = args.config or DEFAULT_CONFIG
-    if args.config is None and not DEFAULT_CONFIG.is_file():
+def _config_path(given: Path | None) -> Path:
+    if given is None and not DEFAULT_CONFIG.is_file():
         msg = (
             f"no --config given and {DEFAULT_CONFIG} is not in the current directory; "
             "run from the workspace root or pass --config PATH"
         )
         raise ModelError(msg)
+    return given or DEFAULT_CONFIG
+
+
+def _train(args: argparse.Namespace) -> int:
+    # Plain `model train` makes *the* default model: the one bundled in the package.
+    bundle = args.bundle or (args.config is None and args.output is None)
+    return _train_into(_config_path(args.config), args.output, bundle=bundle)
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    """The default model, into the installed package or a source tree that a build ships."""
+    output = None if args.source_tree is None else source_tree_bundle_dir(args.source_tree)
+    return _train_into(_config_path(args.config), output, bundle=True)
+
+
+def _train_into(config_path: Path, output: Path | None, *, bundle: bool) -> int:
     config = TrainConfig.from_toml(config_path)
     config.preflight()  # config mistakes stop here, in well under a second
     from model.saving import save_result  # noqa: PLC0415 - scikit-learn: only to train
     from model.training import train  # noqa: PLC0415
 
-    # Plain `model train` makes *the* default model: the one bundled in the package.
-    bundle = args.bundle or (args.config is None and args.output is None)
-    output = default_artifact_dir() if bundle else args.output or Path("artifacts") / config.name
+    if output is None:
+        output = default_artifact_dir() if bundle else Path("artifacts") / config.name
     check_replaceable(output)  # before training, not after
     started = time.perf_counter()
     with err.status(f"training {config.name}…") as status:
@@ -197,6 +215,21 @@ def parser() -> argparse.ArgumentParser:
         help="write into the installed model package, as its default artifact",
     )
     train_cmd.set_defaults(run=_train)
+
+    bundle_cmd = commands.add_parser(
+        "bundle", help="train the default model into the package: what a release ships"
+    )
+    bundle_cmd.add_argument(
+        "--config", type=Path, help=f"training config (default {DEFAULT_CONFIG})"
+    )
+    bundle_cmd.add_argument(
+        "--source-tree",
+        type=Path,
+        metavar="PACKAGE_DIR",
+        help="the model package's folder (packages/model): bundle into its sources, which the "
+        "next build ships (default: into the installed package)",
+    )
+    bundle_cmd.set_defaults(run=_bundle)
 
     evaluate_cmd = commands.add_parser("evaluate", help="re-score an artifact on a table")
     evaluate_cmd.add_argument("artifact", type=Path, nargs="?", help="default: the bundled one")

@@ -1,0 +1,180 @@
+"""Which packages, and which tox envs, the changes since a git ref affect.
+
+    uv run python tools/affected.py origin/main              # env names, comma-separated
+    uv run python tools/affected.py origin/main --packages   # the affected members
+    tox --affected origin/main                                # runs those envs (toxfile.py)
+
+Changes are those of the working tree (committed or not, and new files) against the merge
+base of REF and HEAD, as a pull request sees them. A changed file selects:
+
+- under a member's folder: that member;
+- ``uv.lock``: each member whose locked dependency closure changed (names, versions, sources,
+  hashes), so a bump of a library only ``serving`` uses selects ``serving`` alone; a change to
+  the shared dev tools the root's dependency groups lock selects every member;
+- docs (``docs/``, Markdown outside the packages): only ``lint``; the root README also
+  ``integration`` and ``release-check`` (their tests run its commands and ship it);
+- root ``tests/``: ``integration``; ``tools/``: ``integration`` and ``release-check``;
+  ``bench/``: ``type``;
+- anything else (root pyproject, tox.toml, toxfile.py, .ci, configs, data, ...): everything.
+
+Every member depending on a selected member is selected too; a selected member brings its own
+envs plus ``integration``, ``release-check`` and ``type``; any change brings ``lint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import workspace
+
+ROOT = workspace.ROOT
+EVERYTHING = "*"
+PACKAGE_WIDE = ("integration", "release-check", "type")
+
+
+class AffectedError(Exception):
+    """The selection cannot be computed (an unknown ref, not a git checkout)."""
+
+
+def _git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise AffectedError(result.stderr.strip() or f"git {' '.join(args)} failed")
+    return result.stdout
+
+
+def changed_files(ref: str, root: Path = ROOT) -> tuple[str, list[str]]:
+    """The merge base of ``ref`` and HEAD, and the files changed since it (working tree)."""
+    base = _git(root, "merge-base", ref, "HEAD").strip()
+    changed = _git(root, "diff", "--name-only", "--no-renames", base).splitlines()
+    new = _git(root, "ls-files", "--others", "--exclude-standard").splitlines()
+    return base, sorted(set(changed + new))
+
+
+def lock_closures(lock_text: str, names: Sequence[str]) -> dict[str, frozenset[str]]:
+    """For each of ``names`` (locked packages), every locked entry it reaches through its
+    dependencies, extras and dependency groups (each entry as canonical JSON)."""
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for entry in tomllib.loads(lock_text).get("package", []) if lock_text else []:
+        entries.setdefault(entry["name"], []).append(entry)
+
+    def edges(entry: dict[str, Any]) -> list[str]:
+        groups = [
+            entry.get("dependencies", []),
+            *entry.get("optional-dependencies", {}).values(),
+            *entry.get("dev-dependencies", {}).values(),
+        ]
+        return [dependency["name"] for group in groups for dependency in group]
+
+    closures = {}
+    for name in names:
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo += [n for entry in entries.get(current, []) for n in edges(entry)]
+        closures[name] = frozenset(
+            json.dumps(entry, sort_keys=True) for n in seen for entry in entries.get(n, [])
+        )
+    return closures
+
+
+def _lock_changes(base: str, root: Path) -> set[str]:
+    """Members whose locked closure differs between ``base`` and the working tree; every
+    member when the dev tools (what the root locks beyond its members) differ."""
+    try:
+        before = _git(root, "show", f"{base}:uv.lock")
+    except AffectedError:  # no lock at the base
+        before = ""
+    now = (root / "uv.lock").read_text() if (root / "uv.lock").is_file() else ""
+    root_name = tomllib.loads((root / "pyproject.toml").read_text())["project"]["name"]
+    members = list(workspace.members(root))
+    old, new = (
+        lock_closures(before, [*members, root_name]),
+        lock_closures(now, [*members, root_name]),
+    )
+
+    def tools(closures: dict[str, frozenset[str]]) -> frozenset[str]:
+        return closures[root_name].difference(*(closures[m] for m in members))
+
+    if tools(old) != tools(new):
+        return {EVERYTHING}
+    return {name for name in members if old[name] != new[name]}
+
+
+def _selects(path: str, root: Path) -> set[str]:
+    """What one changed file selects: member names, env names, or EVERYTHING."""
+    parts = PurePosixPath(path)
+    for name, folder in workspace.members(root).items():
+        if parts.is_relative_to(folder.relative_to(root).as_posix()):
+            return {name}
+    top = parts.parts[0]
+    if path == "uv.lock":
+        return {"uv.lock"}
+    if path == "README.md":
+        return {"integration", "release-check"}
+    if top == "docs" or parts.suffix == ".md":
+        return set()
+    return {
+        "tests": {"integration"},
+        "tools": {"integration", "release-check"},
+        "bench": {"type"},
+    }.get(top, {EVERYTHING})
+
+
+def select(ref: str, root: Path = ROOT) -> tuple[set[str], set[str]]:
+    """The affected members and the other envs the changes since ``ref`` select; both hold
+    :data:`EVERYTHING` when a shared file changed."""
+    base, files = changed_files(ref, root)
+    picked: set[str] = set()
+    for path in files:
+        picked |= _selects(path, root)
+    if "uv.lock" in picked:
+        picked = (picked - {"uv.lock"}) | _lock_changes(base, root)
+    names = set(workspace.members(root))
+    if EVERYTHING in picked:
+        return names, {EVERYTHING}
+    packages = workspace.dependents(picked & names, root) if picked & names else set()
+    extra = (picked - names) | (set(PACKAGE_WIDE) if packages else set())
+    return packages, extra | ({"lint"} if files else set())
+
+
+def envs(ref: str, listed: Sequence[str] | None = None, root: Path = ROOT) -> list[str]:
+    """The envs to run for the changes since ``ref``, in tox's order; ``listed`` is
+    tox.toml's own ``env_list`` (read from it when not given)."""
+    if listed is None:
+        listed = tomllib.loads((root / "tox.toml").read_text()).get("env_list", [])
+    packages, extra = select(ref, root)
+    if EVERYTHING in extra:
+        return [*workspace.package_envs(root), *listed]
+    return [*workspace.package_envs(root, packages), *(e for e in listed if e in extra)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the affected envs (or members) for the changes since a git ref."""
+    parser = argparse.ArgumentParser(prog="affected", description=__doc__.splitlines()[0])
+    parser.add_argument("ref", help="a git ref, for example origin/main")
+    parser.add_argument("--packages", action="store_true", help="print the members instead")
+    args = parser.parse_args(argv)
+    try:
+        if args.packages:
+            print("\n".join(sorted(select(args.ref)[0])))
+        else:
+            print(",".join(envs(args.ref)))
+    except AffectedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
