@@ -1,25 +1,26 @@
 """Cross-package contract: the packages installed together agree on each other's versions."""
 
+import importlib
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
-import features
-import model
-import serving
-
 from .conftest import ROOT
 
-CHAIN = {"model": "features", "serving": "model"}
+sys.path.insert(0, str(ROOT / "tools"))
+import workspace
+
+SIBLINGS = [(name, s) for name in workspace.order(ROOT) for s in workspace.sibling_names(name)]
 
 
-@pytest.mark.parametrize(("package", "sibling"), CHAIN.items())
+@pytest.mark.parametrize(("package", "sibling"), SIBLINGS)
 def test_sibling_range_admits_installed_version(package: str, sibling: str) -> None:
     requirements = [Requirement(r) for r in metadata.requires(package) or []]
     (requirement,) = [r for r in requirements if r.name == sibling]
@@ -27,9 +28,9 @@ def test_sibling_range_admits_installed_version(package: str, sibling: str) -> N
     assert requirement.specifier.contains(metadata.version(sibling))
 
 
-def test_each_package_reports_its_version() -> None:
-    for module in (features, model, serving):
-        assert module.__version__ == metadata.version(module.__name__)
+@pytest.mark.parametrize("name", workspace.order(ROOT))
+def test_each_package_reports_its_version(name: str) -> None:
+    assert importlib.import_module(name).__version__ == metadata.version(name)
 
 
 def readme_block(marker: str) -> list[str]:
@@ -40,10 +41,10 @@ def readme_block(marker: str) -> list[str]:
 
 
 def test_license_is_shipped_by_every_package() -> None:
-    for name in ("features", "model", "serving"):
-        assert (ROOT / "packages" / name / "LICENSE").read_bytes() == (
-            ROOT / "LICENSE"
-        ).read_bytes(), f"packages/{name}/LICENSE must be a copy of the root LICENSE"
+    for name, folder in workspace.members(ROOT).items():
+        assert (folder / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes(), (
+            f"{folder.relative_to(ROOT)}/LICENSE must be a copy of the root LICENSE ({name})"
+        )
 
 
 def test_one_package_flow_as_the_readme_shows(snapshot: Path, tmp_path: Path) -> None:
