@@ -1,4 +1,5 @@
-"""Run the benchmarks: `python -m bench [envsetup] [batch] [latency] [startup] [training]`."""
+"""Run the benchmarks: `python -m bench [envsetup] [batch] [latency] [startup] [training]
+[trees]`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import batch, envsetup, latency, startup
+from bench import batch, envsetup, latency, startup, trees
 from bench.common import ROOT, machine
 from model import TrainConfig, load_artifact, save_result, train
 
-ALL = ("envsetup", "batch", "latency", "startup", "training")
+ALL = ("envsetup", "batch", "latency", "startup", "training", "trees")
 
 
 def main(names: list[str]) -> int:
@@ -37,6 +38,8 @@ def main(names: list[str]) -> int:
             startup.run_startup(artifact, work)
         if "training" in chosen:
             startup.run_training(artifact)
+        if "trees" in chosen:
+            trees.run(artifact, work)
     print(f"\nall benchmarks done in {time.perf_counter() - started:.0f} s")
     return 0
 

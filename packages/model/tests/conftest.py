@@ -89,3 +89,10 @@ def artifact(saved: Path) -> Artifact:
 @pytest.fixture
 def penguins() -> pd.DataFrame:
     return pd.read_csv(ROOT / "data" / "penguins.csv")
+
+
+@pytest.fixture
+def in_workspace(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from the workspace root, where configs/ and data/ are."""
+    monkeypatch.chdir(workspace)
+    return workspace

@@ -2,7 +2,6 @@ import hashlib
 import json
 import pickle
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,7 +21,6 @@ from model import (
     FORMAT_VERSION,
     Artifact,
     ArtifactError,
-    CompiledPipeline,
     TrainResult,
     load_artifact,
     save_result,
@@ -46,13 +44,24 @@ def rehash(path: Path) -> None:
     edit_manifest(path, files=files)
 
 
-def expected_version(files: dict[str, str]) -> str:
-    """The documented model version, computed here from the manifest's hashes."""
-    pairs = sorted(
-        (name, files[name]) for name in ("pipeline.skops", "inference.json") if name in files
-    )
-    digest = hashlib.sha256("".join(f"{name} {sha}\n" for name, sha in pairs).encode())
-    return f"{model.__version__}+{digest.hexdigest()[:12]}"
+def expected_version(manifest: dict[str, object]) -> str:
+    """The documented model version, computed here from the manifest."""
+    files, config, data = manifest["files"], manifest["config"], manifest["data"]
+    assert isinstance(files, dict)
+    assert isinstance(config, dict)
+    assert isinstance(data, dict)
+    parts = {
+        "inference.json": files.get("inference.json"),
+        "pipeline.skops": files["pipeline.skops"],
+        "classes": manifest["classes"],
+        "feature_spec": manifest["feature_spec"],
+        "config": {k: v for k, v in config.items() if k not in {"spec", "data"}},
+        "data": {k: v for k, v in data.items() if k != "file"},
+    }
+    covers = manifest["model_version_covers"]
+    assert isinstance(covers, list)
+    text = json.dumps({k: parts[k] for k in covers}, sort_keys=True, separators=(",", ":"))
+    return f"{model.__version__}+{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
@@ -78,7 +87,14 @@ def test_layout_and_manifest(saved: Path, species_result: TrainResult) -> None:
         name: sha256_file(saved / name)
         for name in ("pipeline.skops", "MODEL_CARD.md", "inference.json")
     }
-    assert manifest["model_version"] == expected_version(manifest["files"])
+    assert manifest["model_version"] == expected_version(manifest)
+    assert manifest["model_version_covers"] == [
+        "inference.json",
+        "classes",
+        "feature_spec",
+        "config",
+        "data",
+    ]
     assert manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
     assert "created_at" in manifest
     assert "git_commit" in manifest
@@ -247,12 +263,15 @@ def test_every_estimator_round_trips(trained, penguins: pd.DataFrame, kind: str,
     result, folder = trained(kind, task)
     loaded = load_artifact(folder)
     assert loaded.compiled is not None, "the preprocessing compiles for every estimator"
-    assert loaded.compiled.estimator is None, "trees are left to scikit-learn"
-    X = penguins.drop(columns=[loaded.spec.target.name])
-    np.testing.assert_array_equal(
-        loaded.predict(validate(loaded.spec, X).valid).labels,
-        result.pipeline.predict(X[loaded.spec.feature_names]),
-    )
+    assert loaded.numpy_only, "trees compile too"
+    valid = validate(loaded.spec, penguins.drop(columns=[loaded.spec.target.name])).valid
+    X = valid.frame()[loaded.spec.feature_names]
+    predicted = loaded.predict(valid)
+    np.testing.assert_array_equal(predicted.labels, result.pipeline.predict(X))
+    if task == "classification":
+        np.testing.assert_allclose(
+            predicted.probabilities, result.pipeline.predict_proba(X), rtol=1e-12, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
@@ -306,14 +325,17 @@ def test_malformed_compiled_form_is_refused(copy: Path) -> None:
 
 
 def test_artifact_without_compiled_form_predicts_with_scikit_learn(
-    copy: Path, species_result: TrainResult, penguins: pd.DataFrame
+    species_result: TrainResult, penguins: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """What an artifact from before inference.json (or with preprocessing that does not
-    compile) does: the whole skops pipeline predicts."""
-    (copy / INFERENCE_FILE).unlink()
-    rehash(copy)
-    loaded = load_artifact(copy)
+    """An artifact whose preprocessing does not compile: the whole skops pipeline predicts,
+    and the version covers pipeline.skops."""
+    path = write_artifact(
+        tmp_path / "plain", species_result.pipeline, manifest_for(species_result), "card"
+    )
+    loaded = load_artifact(path)
     assert loaded.compiled is None
+    assert loaded.manifest.model_version_covers[-1] == "pipeline.skops"
+    assert loaded.version == expected_version(loaded.manifest.model_dump(mode="json"))
     X = penguins.drop(columns=["species"])
     np.testing.assert_array_equal(
         loaded.predict(validate(loaded.spec, X).valid).probabilities,
@@ -321,31 +343,82 @@ def test_artifact_without_compiled_form_predicts_with_scikit_learn(
     )
 
 
-def test_version_covers_what_predicts_and_only_that(
-    species_result: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_same_config_data_and_lock_give_the_same_version(
+    species_config, tmp_path: Path, penguins: pd.DataFrame
 ) -> None:
-    """Same pipeline file (skops stamps zip entries with the time, so one dump is reused):
-    the version follows inference.json, not the model card."""
-    dumped = tmp_path / "once.skops"
-    sio.dump(species_result.pipeline, dumped, compression=zipfile.ZIP_DEFLATED)
-    monkeypatch.setattr(sio, "dump", lambda _obj, file, **_: shutil.copyfile(dumped, file))
-    compiled = species_result.compiled
-    assert compiled is not None
-    raw = compiled.to_dict()
-    raw["estimator"]["intercept"][0] += 1.0
-    changed = CompiledPipeline.from_dict(raw)
-    manifest = manifest_for(species_result)
+    """Two trainings of one config: one model version (the skops files differ in their
+    bytes), the same predictions; another fitted model: another version."""
+    first = load_artifact(save_result(train(species_config), tmp_path / "first"))
+    again = load_artifact(save_result(train(species_config), tmp_path / "again"))
+    assert sha256_file(first.path / PIPELINE_FILE) != sha256_file(again.path / PIPELINE_FILE)
+    assert again.version == first.version
+    valid = validate(first.spec, penguins).valid
+    np.testing.assert_array_equal(
+        first.predict(valid).probabilities, again.predict(valid).probabilities
+    )
+    other = species_config.model_copy(
+        update={"estimator": species_config.estimator.model_copy(update={"C": 0.5})}
+    )
+    assert load_artifact(save_result(train(other), tmp_path / "other")).version != first.version
 
-    def version(name: str, card: str, inference: CompiledPipeline | None) -> str:
-        path = write_artifact(tmp_path / name, species_result.pipeline, manifest, card, inference)
-        written = json.loads((path / MANIFEST_FILE).read_text())
-        assert written["model_version"] == expected_version(written["files"])
-        return str(written["model_version"])
 
-    first = version("first", "a card", compiled)
-    assert version("other-card", "another card", compiled) == first
-    assert version("other-inference", "a card", changed) != first
-    assert version("no-inference", "a card", None) != first
+def _reordered_classes(manifest: dict) -> None:
+    manifest["classes"] = list(reversed(manifest["classes"]))
+
+
+def _changed_description(manifest: dict) -> None:
+    manifest["feature_spec"]["features"][0]["description"] = "changed"
+
+
+def _changed_option(manifest: dict) -> None:
+    manifest["config"]["estimator"]["C"] = 7.0
+
+
+def _changed_data(manifest: dict) -> None:
+    manifest["data"]["sha256"] = "0" * 64
+
+
+def _narrower_cover(manifest: dict) -> None:
+    manifest["model_version_covers"] = manifest["model_version_covers"][1:]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _reordered_classes,
+        _changed_description,
+        _changed_option,
+        _changed_data,
+        _narrower_cover,
+    ],
+)
+def test_changing_what_the_version_covers_is_refused(copy: Path, tamper) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    tamper(manifest)
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"does not match what the artifact holds|classes"):
+        load_artifact(copy)
+
+
+def test_a_rewritten_compiled_form_is_refused_under_its_version(copy: Path) -> None:
+    """Rewriting inference.json (its hash updated in the manifest) once mislabelled every
+    prediction under an unchanged version; now the version no longer matches."""
+    raw = json.loads((copy / INFERENCE_FILE).read_text())
+    raw["estimator"]["intercept"][0] += 5.0
+    (copy / INFERENCE_FILE).write_text(json.dumps(raw))
+    rehash(copy)
+    with pytest.raises(ArtifactError, match="does not match what the artifact holds"):
+        load_artifact(copy)
+    (copy / INFERENCE_FILE).unlink()  # dropping it: the skops pipeline would predict
+    rehash(copy)
+    with pytest.raises(ArtifactError, match="does not match what the artifact holds"):
+        load_artifact(copy)
+
+
+def test_the_model_card_is_not_covered(copy: Path, artifact: Artifact) -> None:
+    (copy / "MODEL_CARD.md").write_text("rewritten\n")
+    rehash(copy)
+    assert load_artifact(copy).version == artifact.version
 
 
 def test_deeply_nested_compiled_form_is_refused(copy: Path) -> None:

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,13 @@ import model
 import model.training
 from model import ArtifactError, load_artifact, load_default
 from model.cli import main
-from model.manifest import INFERENCE_FILE, MANIFEST_FILE, PIPELINE_FILE, sha256_file
+from model.manifest import (
+    INFERENCE_FILE,
+    MANIFEST_FILE,
+    PIPELINE_FILE,
+    model_version,
+    sha256_file,
+)
 from model.testing import bundle_set_aside
 
 DEEP = 100_000  # JSON nesting far past the recursion limit
@@ -44,9 +51,13 @@ def info_rows(text: str) -> dict[str, str]:
     return rows
 
 
+PROGRESS = re.compile(r"^\S+ +\d+\.\ds  (.*)$")  # `model train`'s step lines off a terminal
+
+
 def one_line_error(stderr: str) -> str:
-    """The single ``error:`` line a refusal prints (never a traceback)."""
-    lines = stderr.strip().splitlines()
+    """The single ``error:`` line a refusal prints after any progress lines (never a
+    traceback)."""
+    lines = [line for line in stderr.strip().splitlines() if not PROGRESS.match(line)]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: "), stderr
     return lines[0]
@@ -55,12 +66,6 @@ def one_line_error(stderr: str) -> str:
 def edit_manifest(path: Path, **changes: object) -> None:
     manifest = json.loads((path / MANIFEST_FILE).read_text())
     (path / MANIFEST_FILE).write_text(json.dumps({**manifest, **changes}))
-
-
-@pytest.fixture
-def in_workspace(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(workspace)
-    return workspace
 
 
 def test_train_default_demo(
@@ -373,9 +378,13 @@ def test_malformed_artifact_is_a_one_line_error(
 def test_info_without_optional_sections(
     copy: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A hand-made manifest (its version recomputed) with only what loading needs."""
     manifest = json.loads((copy / MANIFEST_FILE).read_text())
     for optional in ("data", "cv_metrics", "metrics", "git_commit", "config"):
         del manifest[optional]
+    manifest["model_version"] = model_version(
+        {**manifest, "config": {}, "data": {}}, manifest["model_version_covers"]
+    )
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
 
     assert main(["info", str(copy)]) == 0
@@ -401,8 +410,9 @@ def test_info_without_optional_sections(
 def test_class_names_must_be_the_models(
     copy: Path, capsys: pytest.CaptureFixture[str], classes: list[str] | None
 ) -> None:
-    """The manifest's classes (not covered by the file hashes) name the probability columns:
-    missing, too few or wrong ones would crash or silently mislabel predictions."""
+    """The manifest's classes name the probability columns: missing, too few or wrong ones
+    would crash or silently mislabel predictions (checked against the model's own, before the
+    model version, which covers them too, is)."""
     manifest = json.loads((copy / MANIFEST_FILE).read_text())
     manifest["classes"] = classes
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
@@ -550,7 +560,7 @@ sys.exit(main(["train", "--output", sys.argv[1]]))
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143
-    assert err.strip() == "error: stopped by SIGTERM; no artifact was written"
+    assert one_line_error(err) == "error: stopped by SIGTERM; no artifact was written"
     assert list(tmp_path.iterdir()) == []
 
     def train_into_output() -> subprocess.CompletedProcess[str]:
@@ -575,3 +585,48 @@ sys.exit(main(["train", "--output", sys.argv[1]]))
     assert save.returncode == 0, save.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
     assert json.loads((output / "manifest.json").read_text())["created_at"] >= before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["info", "{saved}"], ["evaluate", "{saved}"], ["info", "{missing}"]],
+    ids=["help", "info", "evaluate", "refused"],
+)
+def test_commands_on_a_compiled_artifact_never_import_scikit_learn(
+    saved: Path, in_workspace: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    """What keeps them fast: scikit-learn and SciPy (seconds to import) stay out."""
+    args = [a.format(saved=saved, missing=tmp_path / "nowhere") for a in argv]
+    script = (
+        "import sys\nfrom model.cli import main\n"
+        f"try:\n    code = main({args!r})\nexcept SystemExit as stop:\n    code = stop.code\n"
+        "heavy = sorted({'sklearn', 'scipy', 'skops'} & set(sys.modules))\n"
+        "print('heavy:', heavy)\nsys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "heavy: []" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == (1 if "nowhere" in " ".join(args) else 0), result.stderr
+
+
+def test_training_says_what_it_is_doing(in_workspace: Path, tmp_path: Path) -> None:
+    """Not on a terminal (logs, CI): one plain line per step on stderr, folds included."""
+    argv = ["train", "--config", "configs/penguins_species.toml", "--output", str(tmp_path / "a")]
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys\nfrom model.cli import main\nsys.exit(main({argv!r}))"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    steps = [PROGRESS.match(line).group(1) for line in result.stderr.splitlines()]
+    assert steps[0].startswith("reading ")
+    assert steps[1:6] == [
+        f"cross-validation fold {fold} of 5 ({rows} rows)"
+        for fold, rows in ((1, 206), (2, 206), (3, 206), (4, 207), (5, 207))
+    ]
+    assert steps[6] == "fitting on 258 rows, evaluating on 86"
+    assert steps[7] == "compiling the NumPy inference path and checking it against scikit-learn"
+    assert all(line.startswith("penguins-species ") for line in result.stderr.splitlines())

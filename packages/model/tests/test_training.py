@@ -10,6 +10,7 @@ from features import validate
 from model import ConfigError, DataError, TrainConfig, TrainResult, train
 from model.estimators import HistGradientBoosting, RandomForest
 from model.training import compile_checked
+from model.trees import CompiledTrees
 
 
 def test_species_classification(species_result: TrainResult) -> None:
@@ -54,9 +55,8 @@ def test_every_estimator_trains(species_config: TrainConfig, estimator) -> None:
     result = train(species_config.model_copy(update={"estimator": estimator}))
     assert result.metrics["accuracy"] > 0.9
     assert result.compiled is not None
-    assert result.compiled.estimator is None
-    name = type(result.pipeline[-1]).__name__
-    assert result.inference.startswith(f"NumPy preprocessing + scikit-learn {name} (inference")
+    assert isinstance(result.compiled.estimator, CompiledTrees)
+    assert result.inference.startswith("NumPy (inference.json, checked against scikit-learn on")
 
 
 class Tempered(LogisticRegression):
@@ -157,3 +157,28 @@ def test_a_boolean_target_names_its_classes_and_needs_a_value(tmp_path: Path) ->
     assert list(result.pipeline.classes_) == ["false", "true"]
     assert list(result.report) == [(0, "heavy", "null not allowed")]
     assert result.metrics["accuracy"] > 0.7
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_are_scikit_learns(seed: int) -> None:
+    """The NumPy metrics (what `model evaluate` prints) equal scikit-learn's definitions,
+    classes only predicted or only true included."""
+    from sklearn import metrics  # noqa: PLC0415
+
+    from model.metrics import evaluate  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(["a", "b", "c"], 60)
+    guess = rng.choice(["a", "b", "d"], 60)
+    got = evaluate("classification", truth, guess)
+    assert got["accuracy"] == pytest.approx(metrics.accuracy_score(truth, guess))
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        balanced = metrics.balanced_accuracy_score(truth, guess)
+    assert got["balanced_accuracy"] == pytest.approx(balanced)
+    assert got["f1_macro"] == pytest.approx(metrics.f1_score(truth, guess, average="macro"))
+    y, p = rng.normal(size=50), rng.normal(size=50)
+    values = evaluate("regression", y, p)
+    assert values["rmse"] == pytest.approx(metrics.root_mean_squared_error(y, p))
+    assert values["mae"] == pytest.approx(metrics.mean_absolute_error(y, p))
+    assert values["r2"] == pytest.approx(metrics.r2_score(y, p))
+    assert evaluate("regression", np.ones(3), np.ones(3))["r2"] == 1.0

@@ -10,7 +10,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features import NULL_TEXT, PLAIN_NUMBER
-from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
+from model import (
+    Artifact,
+    HistGradientBoosting,
+    RandomForest,
+    TrainConfig,
+    load_artifact,
+    save_result,
+    train,
+)
 from serving.app import create_app
 from serving.observability import JsonFormatter
 from serving.settings import Settings
@@ -74,15 +82,25 @@ def test_predictions_match_in_process(
     np.testing.assert_allclose(served, sklearn, rtol=1e-9, atol=1e-12)
 
 
-def test_tree_model_is_served_with_its_scikit_learn_estimator(
-    penguins: pd.DataFrame, tmp_path
-) -> None:
+TREES = {
+    "random_forest": RandomForest(kind="random_forest", n_estimators=30),
+    "hist_gradient_boosting": HistGradientBoosting(kind="hist_gradient_boosting", max_iter=30),
+}
+
+
+@pytest.fixture(scope="module", params=list(TREES))
+def tree_artifact(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     config = TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml")
-    forest = RandomForest(kind="random_forest", n_estimators=10)
-    result = train(config.model_copy(update={"estimator": forest}))
-    artifact = load_artifact(save_result(result, tmp_path / "forest"))
-    assert artifact.compiled is not None
-    assert artifact.compiled.estimator is None  # compiled preprocessing, scikit-learn forest
+    result = train(config.model_copy(update={"estimator": TREES[request.param]}))
+    return result, save_result(result, tmp_path_factory.mktemp("trees") / request.param)
+
+
+def test_tree_model_is_served_by_numpy_as_scikit_learn_predicts(
+    tree_artifact, penguins: pd.DataFrame
+) -> None:
+    result, path = tree_artifact
+    artifact = load_artifact(path)
+    assert artifact.numpy_only  # compiled preprocessing and trees
     frame = penguins.head(30)
     with TestClient(create_app(Settings(), artifact)) as client:
         assert client.get("/ready").status_code == 200
@@ -91,7 +109,26 @@ def test_tree_model_is_served_with_its_scikit_learn_estimator(
         ).json()
     expected = result.pipeline.predict_proba(frame[artifact.spec.feature_names])
     served = [[p["probabilities"][c] for c in artifact.classes] for p in body["predictions"]]
-    np.testing.assert_allclose(served, expected, rtol=1e-12)
+    np.testing.assert_allclose(served, expected, rtol=1e-12, atol=1e-12)
+    labels = [p["prediction"] for p in body["predictions"]]
+    assert labels == result.pipeline.predict(frame[artifact.spec.feature_names]).tolist()
+
+
+def test_tree_service_starts_without_scikit_learn_or_scipy(tree_artifact) -> None:
+    _, path = tree_artifact
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from serving.app import create_app
+from serving.settings import Settings
+with TestClient(create_app(Settings(artifact={str(path)!r}))) as client:
+    assert client.get("/ready").status_code == 200
+print(sorted({{"sklearn", "scipy", "pandas", "pyarrow", "skops"}} & set(sys.modules)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_service_starts_without_scikit_learn_or_pandas(artifact_path) -> None:

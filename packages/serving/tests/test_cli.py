@@ -11,6 +11,8 @@ import pytest
 
 from features import FeatureSpec
 from features.testing import sample_frame
+from model import sign_artifact
+from model.testing import key_pair
 from serving.cli import main
 from serving.testing import ServerProcess
 
@@ -53,6 +55,37 @@ def test_score_command_errors(
     assert "nope.csv: input file not found" in capsys.readouterr().err
     assert main(["score", "a.csv", "b.csv", "--artifact", str(tmp_path)]) == 1
     assert "not a model artifact" in capsys.readouterr().err
+
+
+def test_a_required_signature_is_checked_before_scoring_or_serving(
+    artifact_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--public-key (or SERVING_PUBLIC_KEY): an unsigned or wrongly signed artifact is
+    refused with one line and nothing is written or served; a signed one is used."""
+    (private, public), (_, other) = key_pair(tmp_path, "ours"), key_pair(tmp_path, "theirs")
+    artifact = tmp_path / "artifact"
+    shutil.copytree(artifact_path, artifact)
+    source, output = ROOT / "data" / "penguins.csv", tmp_path / "scores.csv"
+    score = ["score", str(source), str(output), "--artifact", str(artifact)]
+
+    assert main([*score, "--public-key", str(public)]) == 1
+    assert "not signed (no signature.json), and a signature is required" in capsys.readouterr().err
+    assert not output.exists()
+    serve = ["serve", "--artifact", str(artifact), "--port", "0", "--public-key", str(public)]
+    assert main(serve) == 1
+    assert "not signed" in capsys.readouterr().err
+
+    sign_artifact(artifact, private)
+    monkeypatch.setenv("SERVING_PUBLIC_KEY", str(other))
+    assert main(score) == 1
+    assert "the signature does not verify with the public key" in capsys.readouterr().err
+    assert not output.exists()
+    monkeypatch.setenv("SERVING_PUBLIC_KEY", str(public))
+    assert main(score) == 0
+    assert "344 input rows = 344 scored + 0 rejected" in capsys.readouterr().out
 
 
 def test_bad_settings_are_an_error(artifact_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

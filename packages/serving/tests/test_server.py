@@ -1,6 +1,7 @@
 """The real thing: `serving serve` under uvicorn on a loopback port, spoken to over HTTP."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -78,11 +79,12 @@ model.Artifact.predict = _slow
 
 
 def forest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model that predicts through scikit-learn (no compiled estimator)."""
+    """A model that predicts through scikit-learn: saved without its compiled form."""
     config = TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml")
     trees = RandomForest(kind="random_forest", n_estimators=10)
     result = train(config.model_copy(update={"estimator": trees}))
-    return save_result(result, tmp_path_factory.mktemp("forest") / "forest")
+    plain = dataclasses.replace(result, compiled=None)
+    return save_result(plain, tmp_path_factory.mktemp("forest") / "forest")
 
 
 @pytest.mark.parametrize(

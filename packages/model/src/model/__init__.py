@@ -23,7 +23,9 @@ from model.compiled import CompiledLinear, CompiledPipeline
 from model.exceptions import ArtifactError, ConfigError, DataError, ModelError, QualityGateError
 from model.manifest import FORMAT_VERSION, Manifest
 from model.predictor import Artifact, Prediction
+from model.signing import sign_artifact
 from model.store import load_artifact
+from model.trees import CompiledTrees
 
 if TYPE_CHECKING:
     from model.config import Gate, TrainConfig
@@ -52,6 +54,7 @@ __all__ = [
     "ArtifactError",
     "CompiledLinear",
     "CompiledPipeline",
+    "CompiledTrees",
     "ConfigError",
     "DataError",
     "Gate",
@@ -70,6 +73,7 @@ __all__ = [
     "load_artifact_or_default",
     "load_default",
     "save_result",
+    "sign_artifact",
     "train",
 ]
 

@@ -24,8 +24,9 @@ def source_tree_bundle_dir(package_dir: Path) -> Path:
     return package_dir / "src" / "model" / BUNDLE
 
 
-def load_default() -> Artifact:
-    """Load the artifact bundled in the installed ``model`` (see ``model train --bundle``)."""
+def load_default(public_key: str | Path | None = None) -> Artifact:
+    """Load the artifact bundled in the installed ``model`` (see ``model train --bundle``);
+    with ``public_key``, its signature must verify first."""
     path = default_artifact_dir()
     if not (path / MANIFEST_FILE).is_file():
         msg = (
@@ -33,9 +34,12 @@ def load_default() -> Artifact:
             "train one with `uv run model train --bundle`, or pass an artifact path"
         )
         raise ArtifactError(msg)
-    return load_artifact(path)
+    return load_artifact(path, public_key)
 
 
-def load_artifact_or_default(path: str | Path | None) -> Artifact:
-    """``load_artifact(path)``, or the bundled default artifact when ``path`` is None."""
-    return load_default() if path is None else load_artifact(path)
+def load_artifact_or_default(
+    path: str | Path | None, public_key: str | Path | None = None
+) -> Artifact:
+    """``load_artifact(path)``, or the bundled default artifact when ``path`` is None; with
+    ``public_key``, its signature must verify first."""
+    return load_default(public_key) if path is None else load_artifact(path, public_key)

@@ -10,7 +10,8 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +28,8 @@ from model.config import TrainConfig
 from model.exceptions import ModelError, QualityGateError
 from model.manifest import sha256_file
 from model.predictor import Artifact
+from model.signing import SIGNATURE_FILE, key_id, private_key, sign_artifact
+from model.signing import public_key as load_public_key
 from model.store import check_replaceable, load_artifact
 
 DEFAULT_CONFIG = Path("configs/penguins_species.toml")
@@ -52,6 +55,21 @@ def _metrics_table(
     return table
 
 
+@contextmanager
+def _progress(name: str, started: float) -> Iterator[Callable[[str], None]]:
+    """What training is doing: a live status line on a terminal, else one plain line per
+    step on stderr (logs, CI), each with the time since ``started``."""
+
+    def line(step: str) -> str:
+        return f"{name} {time.perf_counter() - started:6.1f}s  {step}"
+
+    if not err.is_terminal:
+        yield lambda step: err.print(line(step))
+        return
+    with err.status(f"training {name}…") as status:
+        yield lambda step: status.update(line(step))
+
+
 def _config_path(given: Path | None) -> Path:
     if given is None and not DEFAULT_CONFIG.is_file():
         msg = (
@@ -65,7 +83,9 @@ def _config_path(given: Path | None) -> Path:
 def _train(args: argparse.Namespace) -> int:
     # Plain `model train` makes *the* default model: the one bundled in the package.
     bundle = args.bundle or (args.config is None and args.output is None)
-    return _train_into(_config_path(args.config), args.output, bundle=bundle)
+    if args.sign is not None:
+        private_key(args.sign)  # a key that cannot sign stops here, before training
+    return _train_into(_config_path(args.config), args.output, bundle=bundle, sign=args.sign)
 
 
 def _bundle(args: argparse.Namespace) -> int:
@@ -74,7 +94,9 @@ def _bundle(args: argparse.Namespace) -> int:
     return _train_into(_config_path(args.config), output, bundle=True)
 
 
-def _train_into(config_path: Path, output: Path | None, *, bundle: bool) -> int:
+def _train_into(
+    config_path: Path, output: Path | None, *, bundle: bool, sign: Path | None = None
+) -> int:
     config = TrainConfig.from_toml(config_path)
     config.preflight()  # config mistakes stop here, in well under a second
     from model.saving import save_result  # noqa: PLC0415 - scikit-learn: only to train
@@ -84,8 +106,8 @@ def _train_into(config_path: Path, output: Path | None, *, bundle: bool) -> int:
         output = default_artifact_dir() if bundle else Path("artifacts") / config.name
     check_replaceable(output)  # before training, not after
     started = time.perf_counter()
-    with err.status(f"training {config.name}…") as status:
-        result = train(config, progress=lambda step: status.update(f"{config.name}: {step}…"))
+    with _progress(config.name, started) as progress:
+        result = train(config, progress=progress)
     seconds = time.perf_counter() - started
     report = result.report
     out.print(
@@ -103,6 +125,8 @@ def _train_into(config_path: Path, output: Path | None, *, bundle: bool) -> int:
         msg = "quality gate failed, no artifact written: " + "; ".join(failures)
         raise QualityGateError(msg)
     save_result(result, output)
+    if sign is not None:
+        out.print(f"signed with key id {sign_artifact(output, sign)}")
     artifact = load_artifact(output)
     role = " (the default artifact: `serving serve` and `model info` use it)" if bundle else ""
     out.print(
@@ -128,8 +152,8 @@ def _data_file(args: argparse.Namespace, artifact: Artifact) -> Path:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from model.data import read_table  # noqa: PLC0415 - pandas and scikit-learn: only here
-    from model.training import evaluate_artifact  # noqa: PLC0415
+    from model.data import read_table  # noqa: PLC0415 - pyarrow: only here
+    from model.evaluation import evaluate_artifact  # noqa: PLC0415
 
     artifact = load_artifact_or_default(args.artifact)
     data = _data_file(args, artifact)
@@ -157,8 +181,22 @@ def _inference(artifact: Artifact) -> str:
     return "NumPy (inference.json)"
 
 
+def _sign(args: argparse.Namespace) -> int:
+    artifact = load_artifact(args.artifact)  # only a sound artifact gets signed
+    out.print(f"{artifact.path}: signed with key id {sign_artifact(artifact.path, args.key)}")
+    return 0
+
+
+def _signature(artifact: Artifact, public_key: Path | None) -> str:
+    if public_key is not None:
+        return f"verified with {public_key} (key id {key_id(load_public_key(public_key))})"
+    if (artifact.path / SIGNATURE_FILE).is_file():
+        return "present, not verified (pass --public-key KEY)"
+    return "none"
+
+
 def _info(args: argparse.Namespace) -> int:
-    artifact = load_artifact_or_default(args.artifact)
+    artifact = load_artifact_or_default(args.artifact, args.public_key)
     m = artifact.manifest
     table = Table(
         show_header=False, title=Text(f"{m.model_name} {m.model_version}"), title_justify="left"
@@ -179,6 +217,7 @@ def _info(args: argparse.Namespace) -> int:
         "metrics": ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()) or "-",
         "versions": ", ".join(f"{k} {v}" for k, v in m.versions.items()),
         "files": ", ".join(f"{k} {v[:12]}…" for k, v in m.files.items()),
+        "signature": _signature(artifact, args.public_key),
     }
     for key, value in rows.items():
         table.add_row(key, Text(value))
@@ -214,6 +253,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write into the installed model package, as its default artifact",
     )
+    train_cmd.add_argument(
+        "--sign", type=Path, metavar="KEY", help="sign the artifact with this Ed25519 key (PEM)"
+    )
     train_cmd.set_defaults(run=_train)
 
     bundle_cmd = commands.add_parser(
@@ -238,7 +280,15 @@ def parser() -> argparse.ArgumentParser:
 
     info_cmd = commands.add_parser("info", help="print an artifact's manifest")
     info_cmd.add_argument("artifact", type=Path, nargs="?", help="default: the bundled one")
+    info_cmd.add_argument(
+        "--public-key", type=Path, help="Ed25519 public key (PEM): the signature must verify"
+    )
     info_cmd.set_defaults(run=_info)
+
+    sign_cmd = commands.add_parser("sign", help="sign an artifact with an Ed25519 key")
+    sign_cmd.add_argument("artifact", type=Path, help="artifact directory")
+    sign_cmd.add_argument("--key", type=Path, required=True, help="Ed25519 private key (PEM)")
+    sign_cmd.set_defaults(run=_sign)
 
     schema_cmd = commands.add_parser(
         "schema", help="print the training config's JSON Schema (for editors) or its reference"

@@ -2,10 +2,11 @@
 
 Training compiles the pipeline (:func:`model.estimators.compile_pipeline`) and checks the
 result against scikit-learn on the training rows and edge cases before it ships it as
-``inference.json`` beside the skops file. The preprocessing always compiles; a linear
-estimator (logistic or ridge regression) compiles too, and then predicting needs NumPy only:
-a serving process starts without scikit-learn and SciPy, and one record takes microseconds.
-For other estimators (trees) the compiled preprocessing feeds scikit-learn's fitted estimator.
+``inference.json`` beside the skops file. The preprocessing always compiles; so do linear
+estimators (logistic or ridge regression) and tree ensembles (random forests, histogram
+gradient boosting: :mod:`model.trees`), and then predicting needs NumPy only: a serving
+process starts without scikit-learn and SciPy, and one record takes microseconds. For an
+estimator that does not compile, the compiled preprocessing feeds scikit-learn's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from features import CompiledPreprocessor
+from model.trees import CompiledTrees
 
 Kind = Literal["logistic", "linear"]
 
@@ -56,6 +58,11 @@ class CompiledLinear:
             np.atleast_1d(np.asarray(raw["intercept"], dtype=np.float64)),
             np.asarray(classes, dtype=object),
         )
+
+    @property
+    def n_features(self) -> int:
+        """Width of the model matrix it takes."""
+        return int(self.coef.shape[1])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; floats round-trip exactly."""
@@ -99,16 +106,22 @@ class CompiledPipeline:
     artifact's scikit-learn estimator takes the model matrix)."""
 
     preprocessor: CompiledPreprocessor
-    estimator: CompiledLinear | None
+    estimator: CompiledLinear | CompiledTrees | None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CompiledPipeline:
         """Build from plain data (``inference.json``)."""
+        preprocessor = CompiledPreprocessor.from_dict(raw["preprocessor"])
         estimator = raw["estimator"]
-        return cls(
-            CompiledPreprocessor.from_dict(raw["preprocessor"]),
-            None if estimator is None else CompiledLinear.from_dict(estimator),
-        )
+        if estimator is None:
+            return cls(preprocessor, None)
+        trees = estimator.get("kind") in {"forest", "boosting"}
+        compiled = (CompiledTrees if trees else CompiledLinear).from_dict(estimator)
+        if compiled.n_features != preprocessor.n_features_out:
+            msg = f"the estimator takes {compiled.n_features} features, the preprocessing "
+            msg += f"makes {preprocessor.n_features_out}"
+            raise ValueError(msg)
+        return cls(preprocessor, compiled)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; floats round-trip exactly."""

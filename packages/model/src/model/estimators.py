@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.compiled import CompiledLinear, CompiledPipeline
+from model.trees import compile_trees
 
 if TYPE_CHECKING:  # scikit-learn is imported when an estimator is built, not to read a config
     from sklearn.base import BaseEstimator
@@ -113,14 +114,15 @@ EstimatorConfig = Annotated[
 
 def compile_pipeline(pipeline: Pipeline) -> CompiledPipeline:
     """The NumPy form of a fitted spec-preprocessing + estimator pipeline: the preprocessing
-    always, the estimator when it is linear (else it stays scikit-learn's).
+    always, the estimator when it is linear or a tree ensemble (else it stays scikit-learn's).
 
     Raises :class:`features.CompileError` when the preprocessing holds an unknown step.
     """
     from features import compile_preprocessor  # noqa: PLC0415 - scikit-learn, for training
 
     preprocess, estimator = (step for _, step in pipeline.steps)
-    return CompiledPipeline(compile_preprocessor(preprocess), _compile_linear(estimator))
+    compiled = _compile_linear(estimator) or compile_trees(estimator)
+    return CompiledPipeline(compile_preprocessor(preprocess), compiled)
 
 
 def _compile_linear(estimator: BaseEstimator) -> CompiledLinear | None:

@@ -5,13 +5,19 @@ form (:data:`INFERENCE_FILE`, see :mod:`model.compiled`), a model card and the m
 which records how the model was made and the sha256 of every other file. Reading the
 manifest is plain JSON and pydantic: it runs nothing. Writing, verifying and loading an
 artifact is :mod:`model.store`'s job.
+
+The model version identifies what predicts (:func:`model_version`): it is derived from the
+compiled form, the class order, the feature spec, the training config and the data
+fingerprint, not from the skops file's bytes (which change with Python object
+ids from one save to the next), so the same config, data and lock give the same version.
+Only when the compiled form does not predict alone does it also cover ``pipeline.skops``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from model.exceptions import ArtifactError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of the artifact layout and manifest schema.
 
 Bump it on any incompatible change to either; then either keep reading the previous version
@@ -31,8 +37,9 @@ PIPELINE_FILE = "pipeline.skops"
 INFERENCE_FILE = "inference.json"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "MODEL_CARD.md"
-PREDICTING_FILES = (PIPELINE_FILE, INFERENCE_FILE)
-"""The files whose content decides predictions: the model version covers these."""
+COVERED = (INFERENCE_FILE, "classes", "feature_spec", "config", "data")
+"""What the model version covers (see :func:`model_version`), and ``pipeline.skops`` too when
+the compiled form does not predict alone."""
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle")
 """Files an artifact never holds (pickles run code when loaded); loading refuses them."""
 
@@ -56,6 +63,7 @@ class Manifest(BaseModel):
     data: dict[str, Any] = {}
     classes: list[str] | None = None
     files: dict[str, str]
+    model_version_covers: list[str]
 
 
 def sha256_file(path: Path) -> str:
@@ -67,12 +75,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_version(package_version: str, files: Mapping[str, str]) -> str:
-    """``<package_version>+<first 12 hex of a sha256>`` over one line ``<name> <sha256>``
-    (newline-terminated, in name order) per file of :data:`PREDICTING_FILES` in ``files``
-    (name to sha256). Other files, such as the model card, do not change it."""
-    lines = "".join(f"{name} {files[name]}\n" for name in sorted(PREDICTING_FILES) if name in files)
-    return f"{package_version}+{hashlib.sha256(lines.encode()).hexdigest()[:12]}"
+def covered(numpy_only: bool) -> list[str]:
+    """What the version of an artifact covers: :data:`COVERED`, plus ``pipeline.skops`` when
+    its compiled form does not predict alone (``numpy_only`` false)."""
+    return [*COVERED, *([] if numpy_only else [PIPELINE_FILE])]
+
+
+def model_version(manifest: Mapping[str, Any], covers: Sequence[str]) -> str:
+    """``<model package version>+<12 hex>``: the hex starts the sha256 of the canonical JSON
+    (sorted keys, no spaces) of an object holding, for each name in ``covers``: the sha256 of
+    that file (``inference.json``, ``pipeline.skops``), the manifest's ``classes`` and
+    ``feature_spec``, its ``config`` without the ``spec`` and ``data`` paths (their content is
+    covered), and its ``data`` fingerprint without the file name. The library versions are
+    not covered: a lock that fits another model changes the compiled form."""
+    files = manifest["files"]
+    parts = {
+        INFERENCE_FILE: files.get(INFERENCE_FILE),
+        PIPELINE_FILE: files.get(PIPELINE_FILE),
+        "classes": manifest.get("classes"),
+        "feature_spec": manifest["feature_spec"],
+        "config": {k: v for k, v in manifest["config"].items() if k not in {"spec", "data"}},
+        "data": {k: v for k, v in manifest["data"].items() if k != "file"},
+    }
+    identity = {name: parts[name] for name in covers}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{manifest['versions']['model']}+{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def read_manifest(path: Path) -> Manifest:

@@ -38,11 +38,16 @@ from model.manifest import (
     MANIFEST_FILE,
     PIPELINE_FILE,
     Manifest,
+    covered,
     model_version,
     read_manifest,
     sha256_file,
 )
 from model.predictor import Artifact
+from model.signing import SIGNATURE_FILE, verify_signature
+
+UNLISTED = (MANIFEST_FILE, SIGNATURE_FILE)
+"""The files an artifact holds that its manifest cannot list: itself, and its signature."""
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -79,13 +84,9 @@ def write_artifact(
             (staging / INFERENCE_FILE).write_text(text, encoding="utf-8")
             names.append(INFERENCE_FILE)
         files = {name: sha256_file(staging / name) for name in names}
-        version = model_version(manifest["versions"]["model"], files)
-        full = {
-            **manifest,
-            "format_version": FORMAT_VERSION,
-            "model_version": version,
-            "files": files,
-        }
+        covers = covered(compiled is not None and compiled.estimator is not None)
+        full = {**manifest, "format_version": FORMAT_VERSION, "files": files}
+        full |= {"model_version": model_version(full, covers), "model_version_covers": covers}
         Manifest.model_validate(full)
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         if directory.exists():
@@ -141,17 +142,14 @@ def check_replaceable(directory: Path) -> None:
         raise ArtifactError(msg)
     if not directory.exists() or not any(directory.iterdir()):
         return
-    try:
-        listed = set(read_manifest(directory).files)
-    except ArtifactError:
-        listed = None
+    listed = _listed_files(directory)
     if listed is None:
         msg = (
             f"{directory}: holds files that are not a model artifact (no valid {MANIFEST_FILE}); "
             "refusing to replace it: choose another --output or remove it yourself"
         )
         raise ArtifactError(msg)
-    others = sorted(p.name for p in directory.iterdir() if p.name not in {*listed, MANIFEST_FILE})
+    others = sorted(p.name for p in directory.iterdir() if p.name not in {*listed, *UNLISTED})
     if others:
         msg = (
             f"{directory}: a model artifact, but it also holds {', '.join(others)}; "
@@ -160,8 +158,19 @@ def check_replaceable(directory: Path) -> None:
         raise ArtifactError(msg)
 
 
+def _listed_files(directory: Path) -> set[str] | None:
+    """The files a manifest lists, of any format version (an artifact from an older version of
+    this package is replaceable too), or None when there is no readable manifest."""
+    try:
+        raw = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    files = raw.get("files") if isinstance(raw, dict) else None
+    return set(files) if isinstance(files, dict) else None
+
+
 def _verify_files(path: Path, manifest: Manifest) -> None:
-    present = sorted(p.name for p in path.iterdir() if p.name != MANIFEST_FILE)
+    present = sorted(p.name for p in path.iterdir() if p.name not in UNLISTED)
     for name in present:
         if name.lower().endswith(FORBIDDEN_SUFFIXES):
             msg = f"{path / name}: pickle/joblib files are refused; artifacts use skops only"
@@ -198,14 +207,17 @@ def _check_skew(path: Path, manifest: Manifest) -> None:
         raise ArtifactError(msg)
 
 
-def load_artifact(path: str | Path) -> Artifact:
+def load_artifact(path: str | Path, public_key: str | Path | None = None) -> Artifact:
     """Verify, audit and load an artifact directory; refuse it with :class:`ArtifactError`
-    when anything is off (see the module docstring for the order of checks)."""
+    when anything is off (see the module docstring for the order of checks). With
+    ``public_key`` (a PEM file), its signature must verify first (:mod:`model.signing`)."""
     path = Path(path)
     if not path.is_dir():
         msg = f"{path}: artifact directory not found"
         raise ArtifactError(msg)
     try:
+        if public_key is not None:
+            verify_signature(path, Path(public_key))
         return _load(path)
     except OSError as error:  # unreadable files: permissions, a folder where a file belongs
         msg = f"{path}: cannot read the artifact: {error.strerror or error}"
@@ -226,7 +238,20 @@ def _load(path: Path) -> Artifact:
     else:
         predicts = compiled.estimator.classes if spec.task == "classification" else None
     _check_classes(path, manifest, spec, predicts)
+    _check_version(path, manifest, covered(artifact.numpy_only))
     return artifact
+
+
+def _check_version(path: Path, manifest: Manifest, covers: list[str]) -> None:
+    """The model version must be the one its covered content gives (:func:`model_version`)."""
+    computed = model_version(manifest.model_dump(mode="json"), covers)
+    if manifest.model_version_covers != covers or manifest.model_version != computed:
+        msg = (
+            f"{path / MANIFEST_FILE}: model version {manifest.model_version} does not match "
+            f"what the artifact holds ({computed}, covering {', '.join(covers)}): something "
+            "that decides its predictions was changed; retrain it or restore the original"
+        )
+        raise ArtifactError(msg)
 
 
 def _check_classes(path: Path, manifest: Manifest, spec: FeatureSpec, predicts: Any) -> None:  # noqa: ANN401

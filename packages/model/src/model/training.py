@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from features import (
@@ -24,9 +27,10 @@ from model.compiled import CompiledPipeline
 from model.config import TrainConfig
 from model.data import fingerprint, read_table
 from model.estimators import compile_pipeline
+from model.evaluation import labels
 from model.exceptions import DataError
 from model.metrics import evaluate, scoring
-from model.predictor import Artifact
+from model.trees import CompiledTrees
 
 Progress = Callable[[str], None]
 
@@ -49,12 +53,9 @@ class TrainResult:
 
 
 def _labels(spec: FeatureSpec, valid: ValidRows) -> pd.Series:
-    """The target column, indexed like :meth:`ValidRows.frame`: class names (text, as the
-    target's kind names them) for classification, numbers otherwise."""
-    y = valid.columns[spec.target.name]
-    if spec.task == "classification":
-        y = spec.target.class_names(y)
-    return pd.Series(y, index=pd.Index(valid.rows), name=spec.target.name)
+    """The target column (:func:`model.evaluation.labels`), indexed like
+    :meth:`ValidRows.frame`."""
+    return pd.Series(labels(spec, valid), index=pd.Index(valid.rows), name=spec.target.name)
 
 
 def build_pipeline(spec: FeatureSpec, config: TrainConfig) -> Pipeline:
@@ -113,17 +114,22 @@ def _fit(
     folds = (StratifiedKFold if classification else KFold)(
         n_splits=config.cv_folds, shuffle=True, random_state=config.seed
     )
-    progress(f"cross-validating on {len(X_train)} rows ({config.cv_folds} folds)")
-    cv = cross_validate(pipeline, X_train, y_train, cv=folds, scoring=scoring(spec.task))
+    scorers = {metric: get_scorer(name) for metric, name in scoring(spec.task).items()}
+    cv: dict[str, list[float]] = {metric: [] for metric in scorers}
+    for fold, (fit_rows, score_rows) in enumerate(folds.split(X_train, y_train), start=1):
+        progress(f"cross-validation fold {fold} of {config.cv_folds} ({len(fit_rows)} rows)")
+        fitted = clone(pipeline).fit(X_train.iloc[fit_rows], y_train.iloc[fit_rows])
+        for metric, scorer in scorers.items():
+            cv[metric].append(scorer(fitted, X_train.iloc[score_rows], y_train.iloc[score_rows]))
     cv_metrics = {}
-    for metric in scoring(spec.task):
-        scores = np.asarray(cv[f"test_{metric}"], dtype=float)
+    for metric, values in cv.items():
+        scores = np.asarray(values, dtype=float)
         scores = -scores if metric in {"rmse", "mae"} else scores
         cv_metrics[metric] = {"mean": float(scores.mean()), "std": float(scores.std())}
     progress(f"fitting on {len(X_train)} rows, evaluating on {len(X_test)}")
     pipeline.fit(X_train, y_train)
     metrics = evaluate(spec.task, y_test, pipeline.predict(X_test))
-    progress("compiling the NumPy inference path")
+    progress("compiling the NumPy inference path and checking it against scikit-learn")
     compiled, inference = compile_checked(pipeline, spec, result.valid)
     return TrainResult(
         config=config,
@@ -140,33 +146,41 @@ def _fit(
     )
 
 
+TOLERANCE = 1e-12  # probabilities or values, relative and absolute
+
+
 def compile_checked(
     pipeline: Pipeline, spec: FeatureSpec, valid: ValidRows
 ) -> tuple[CompiledPipeline | None, str]:
     """The pipeline's NumPy form, if it has one and, with the estimator it leaves to
     scikit-learn, agrees with the pipeline on the training rows and on
-    :func:`features.edge_records` (probabilities or values within 1e-9, relative, and the same
-    classes); and a sentence saying which way the artifact will predict and why."""
+    :func:`features.edge_records` (the same classes, probabilities or values within
+    :data:`TOLERANCE`), and a compiled estimator with scikit-learn's on model-matrix rows at,
+    just above and just below its split thresholds and with missing values; and a sentence
+    saying which way the artifact will predict and why."""
     try:
         compiled = compile_pipeline(pipeline)
     except CompileError as error:
         return None, f"scikit-learn ({error})"
     edges = validate(spec, edge_records(spec), source="edge records").valid
+    estimator = compiled.estimator or pipeline[-1]
     worst, checked = 0.0, 0
     for rows in (valid, edges):
         frame = rows.frame()[spec.feature_names]
         matrix = compiled.preprocessor.transform(rows.columns)
-        estimator = compiled.estimator or pipeline[-1]
-        if spec.task == "classification":
-            expected, got = pipeline.predict_proba(frame), estimator.predict_proba(matrix)
-            labels = np.asarray(estimator.predict(matrix)).astype(str)
-            same = np.array_equal(pipeline.predict(frame).astype(str), labels)
-        else:
-            expected, got = pipeline.predict(frame), estimator.predict(matrix)
-            same = True
+        worst = max(worst, _difference(pipeline, estimator, spec, frame, matrix))
         checked += len(rows)
-        if not (same and np.allclose(got, expected, rtol=1e-9, atol=1e-12)):
-            worst = max(worst, float(np.max(np.abs(got - expected))), 1e-300)
+    if isinstance(compiled.estimator, CompiledTrees):
+        matrix = compiled.preprocessor.transform(valid.columns)
+        for missing in (False, True):
+            edge_matrix = split_edges(compiled.estimator, matrix, missing=missing)
+            try:
+                worst = max(
+                    worst, _difference(pipeline[-1], estimator, spec, edge_matrix, edge_matrix)
+                )
+            except ValueError:  # scikit-learn takes no missing values here: neither will serving
+                continue
+            checked += len(edge_matrix)
     if worst:
         return None, (
             f"scikit-learn (warning: the NumPy form differed from it by up to {worst:.3g}, "
@@ -180,17 +194,48 @@ def compile_checked(
     return compiled, f"{how} (inference.json, checked against scikit-learn on {checked} rows)"
 
 
-def evaluate_artifact(
-    artifact: Artifact, data: object
-) -> tuple[dict[str, float], ValidationReport]:
-    """Metrics of an artifact on labelled data (records, an Arrow table as
-    :func:`features.read_table` reads a file, or a frame), validated by the spec and predicted
-    as serving predicts (the compiled form when the artifact has one); invalid rows are left
-    out and reported."""
-    spec = artifact.spec
-    result = validate(spec, data, target=True)
-    if not len(result.valid):
-        msg = f"no valid rows to evaluate:\n{result.report.summary()}"
-        raise DataError(msg)
-    predicted = artifact.predict(result.valid)
-    return evaluate(spec.task, _labels(spec, result.valid), predicted.labels), result.report
+def _difference(
+    reference: Any,  # noqa: ANN401 - a scikit-learn pipeline or estimator
+    estimator: Any,  # noqa: ANN401 - its compiled (or scikit-learn) estimator
+    spec: FeatureSpec,
+    reference_input: Any,  # noqa: ANN401 - a frame for a pipeline, else the matrix
+    matrix: np.ndarray,
+) -> float:
+    """0 when ``estimator`` on ``matrix`` predicts what ``reference`` does on its input (the
+    same labels, numbers within :data:`TOLERANCE`), else how far apart they are."""
+    if spec.task == "classification":
+        expected, got = reference.predict_proba(reference_input), estimator.predict_proba(matrix)
+        labels = np.asarray(estimator.predict(matrix)).astype(str)
+        same = np.array_equal(np.asarray(reference.predict(reference_input)).astype(str), labels)
+    else:
+        expected, got = reference.predict(reference_input), estimator.predict(matrix)
+        same = True
+    if same and np.allclose(got, expected, rtol=TOLERANCE, atol=TOLERANCE):
+        return 0.0
+    return max(float(np.max(np.abs(got - expected), initial=0.0)), 1e-300)
+
+
+def split_edges(
+    trees: CompiledTrees, matrix: np.ndarray, *, missing: bool = False, limit: int = 2000
+) -> np.ndarray:
+    """Model-matrix rows, each a training row with one feature changed, where a compiled tree
+    could turn the other way than scikit-learn's: exactly on a split threshold, one step above
+    it and one below (up to ``limit`` splits); or, with ``missing``, a missing value."""
+    if missing:
+        rows = []
+        for column in range(matrix.shape[1]):
+            edge = np.array(matrix[: min(len(matrix), 20)], order="C")
+            edge[:, column] = np.nan
+            rows.append(edge)
+        return np.concatenate(rows)
+    inner = np.flatnonzero(np.isfinite(trees.threshold))
+    inner = inner[np.linspace(0, len(inner) - 1, min(limit, len(inner))).astype(int)]
+    base = matrix[np.arange(len(inner)) % len(matrix)]
+    rows = []
+    for shift in (0.0, np.inf, -np.inf):
+        edge = np.array(base, order="C")
+        at = trees.threshold[inner]
+        at = at if shift == 0.0 else np.nextafter(at, shift)
+        edge[np.arange(len(inner)), trees.feature[inner]] = at
+        rows.append(edge)
+    return np.concatenate(rows)

@@ -51,8 +51,9 @@ ROUTES = {"/health", "/ready", "/v1/metadata", "/v1/predict", "/metrics"}
 
 
 def load(settings: Settings) -> Artifact:
-    """The configured artifact, or the one bundled in the installed model package."""
-    return load_artifact_or_default(settings.artifact)
+    """The configured artifact, or the one bundled in the installed model package; with a
+    public key, only once its signature verifies."""
+    return load_artifact_or_default(settings.artifact, settings.public_key)
 
 
 def predict_items(artifact: Artifact, valid: ValidRows) -> list[PredictionItem]:

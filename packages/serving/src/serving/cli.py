@@ -137,9 +137,11 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="serving", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command", required=True)
     artifact_help = "artifact directory (default: $SERVING_ARTIFACT, else the bundled model)"
+    key_help = "Ed25519 public key (PEM; or $SERVING_PUBLIC_KEY): the artifact must be signed"
 
     serve = commands.add_parser("serve", help="run the HTTP prediction service")
     serve.add_argument("--artifact", type=Path, help=artifact_help)
+    serve.add_argument("--public-key", type=Path, help=key_help)
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
@@ -149,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("input", type=Path, help="CSV or Parquet file to score")
     score.add_argument("output", type=Path, help="CSV or Parquet file to write (by extension)")
     score.add_argument("--artifact", type=Path, help=artifact_help)
+    score.add_argument("--public-key", type=Path, help=key_help)
     score.add_argument(
         "--chunk-rows",
         type=int,

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     artifact: Path | None = Field(
         None, description="artifact directory; default: the one bundled in the installed model"
     )
+    public_key: Path | None = Field(
+        None,
+        description="Ed25519 public key (PEM): the artifact's signature must verify with it "
+        "before anything else of it is read; unsigned or wrongly signed artifacts are refused",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)

@@ -1,0 +1,112 @@
+"""Compiled tree ensembles (model.trees) against scikit-learn's own predictions, on random
+rows, rows on split thresholds and rows with missing values; and malformed trees refused."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+
+from model.training import split_edges
+from model.trees import CompiledTrees, compile_trees
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(300, 6))
+X[:, 4:] = X[:, 4:] > 0  # one-hot-like columns, as the preprocessing makes
+X[::11, 1] = np.nan  # missing values at training time: the trees learn where they go
+LABELS = {
+    "binary": np.array(["no", "yes"])[(np.nan_to_num(X[:, 0]) > 0).astype(int)],
+    "three": np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 2] > 1)],
+    "values": X[:, 0] * 3 + X[:, 3] ** 2 * 1000,
+}
+MODELS = {
+    "forest-binary": (RandomForestClassifier(n_estimators=40, random_state=0), "binary"),
+    "forest-three": (RandomForestClassifier(n_estimators=40, random_state=0), "three"),
+    "forest-values": (RandomForestRegressor(n_estimators=30, random_state=0), "values"),
+    "boosting-binary": (HistGradientBoostingClassifier(max_iter=40, random_state=0), "binary"),
+    "boosting-three": (HistGradientBoostingClassifier(max_iter=40, random_state=0), "three"),
+    "boosting-values": (HistGradientBoostingRegressor(max_iter=40, random_state=0), "values"),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def fitted(request: pytest.FixtureRequest) -> tuple[object, CompiledTrees]:
+    estimator, labels = MODELS[request.param]
+    estimator.fit(X, LABELS[labels])
+    compiled = compile_trees(estimator)
+    assert compiled is not None
+    return estimator, CompiledTrees.from_dict(compiled.to_dict())  # as loaded from JSON
+
+
+def rows_to_check(compiled: CompiledTrees) -> np.ndarray:
+    fresh = RNG.normal(size=(500, 6))
+    fresh[:, 4:] = fresh[:, 4:] > 0
+    edges = split_edges(compiled, X[~np.isnan(X).any(axis=1)])
+    missing = split_edges(compiled, X[~np.isnan(X).any(axis=1)], missing=True)
+    return np.concatenate([fresh, edges, missing])
+
+
+def test_predictions_are_scikit_learns(fitted: tuple[object, CompiledTrees]) -> None:
+    estimator, compiled = fitted
+    rows = rows_to_check(compiled)
+    if hasattr(estimator, "classes_"):
+        expected = estimator.predict_proba(rows)
+        np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=1e-12, atol=1e-12)
+        assert compiled.predict(rows).tolist() == estimator.predict(rows).astype(str).tolist()
+    else:
+        np.testing.assert_allclose(
+            compiled.predict(rows), estimator.predict(rows), rtol=1e-12, atol=1e-12
+        )
+
+
+def test_one_row_and_block_boundaries_predict_the_same(
+    fitted: tuple[object, CompiledTrees], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row's prediction does not depend on its batch, nor on how it is cut in blocks."""
+    _, compiled = fitted
+    rows = rows_to_check(compiled)[:200]
+    whole = compiled.predict(rows)
+    one_by_one = np.concatenate([compiled.predict(rows[i : i + 1]) for i in range(len(rows))])
+    assert whole.tolist() == one_by_one.tolist()
+    monkeypatch.setattr("model.trees.BLOCK_CELLS", 7)
+    assert compiled.predict(rows).tolist() == whole.tolist()
+    assert compiled.predict(rows[:0]).shape == (0,)
+
+
+def test_other_estimators_and_forms_do_not_compile() -> None:
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    assert compile_trees(LogisticRegression().fit(X[:, 4:], LABELS["binary"])) is None
+    poisson = HistGradientBoostingRegressor(loss="poisson", max_iter=5)
+    assert compile_trees(poisson.fit(np.nan_to_num(X), np.abs(LABELS["values"]))) is None
+    two_outputs = RandomForestRegressor(n_estimators=3, random_state=0)
+    values = np.column_stack([LABELS["values"], LABELS["values"]])
+    assert compile_trees(two_outputs.fit(np.nan_to_num(X), values)) is None
+
+
+def one_tree() -> dict:
+    estimator = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, LABELS["three"])
+    compiled = compile_trees(estimator)
+    assert compiled is not None
+    return compiled.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda raw: raw["nodes"]["left"].__setitem__(0, 10**9), "out of range"),
+        (lambda raw: raw["nodes"]["feature"].__setitem__(0, 99), "out of range"),
+        (lambda raw: raw["nodes"]["left"].__setitem__(1, 0), "a cycle"),
+        (lambda raw: raw["nodes"]["value"].pop(), "different lengths"),
+        (lambda raw: raw.__setitem__("roots", []), "no tree"),
+        (lambda raw: raw.__setitem__("kind", "oblivious"), "unknown compiled tree kind"),
+    ],
+)
+def test_malformed_trees_are_refused(change, message: str) -> None:
+    raw = one_tree()
+    change(raw)
+    with pytest.raises(ValueError, match=message):
+        CompiledTrees.from_dict(raw)
