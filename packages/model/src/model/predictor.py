@@ -2,8 +2,8 @@
 
 An :class:`Artifact` comes from :func:`model.load_artifact`, which has verified its files and
 audited its skops file (:mod:`model.audit`) before building it. It predicts with the compiled
-form where the artifact has one (:mod:`model.compiled`: for a linear model, NumPy only), else
-with the scikit-learn pipeline, which is loaded from skops on first use, after skops' own
+form where the artifact has one (:mod:`model.compiled`: NumPy only for linear and tree
+models), else with the scikit-learn pipeline, loaded from skops on first use, after skops' own
 type audit (a second check against :data:`model.audit.TRUSTED_TYPES`). Nothing is ever
 unpickled.
 """
@@ -54,10 +54,9 @@ class Artifact:
 
     @property
     def version(self) -> str:
-        """``<model package version>+<12 hex>``, the hex starting a sha256 over the (name,
-        sha256) pairs of the files that predict, ``pipeline.skops`` and ``inference.json``
-        (see :func:`model.manifest.model_version`): it changes with either, never with the
-        model card."""
+        """``<model package version>+<12 hex>``, identifying what predicts: the compiled form,
+        class order, spec, config and data fingerprint (see
+        :func:`model.manifest.model_version`); recomputed and checked when loaded."""
         return self.manifest.model_version
 
     @cached_property

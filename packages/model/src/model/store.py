@@ -1,12 +1,14 @@
 """Writing an artifact atomically, and loading one: verify, audit, then build.
 
-:func:`load_artifact` trusts nothing it has not checked, in this order: the manifest's
-format version (:mod:`model.manifest`); every file's sha256, and that no unlisted, pickle or
-joblib file is present; the features major.minor it was trained with (train/serve skew);
-the skops file's types (:func:`model.audit.audit_skops`, for every artifact, compiled or not:
-a loaded artifact is always an audited one); then the compiled form, and the pipeline when
-the compiled form does not predict alone; last, the manifest's classes against the model's.
-Any failure raises :class:`ArtifactError` saying why.
+:func:`load_artifact` trusts nothing it has not checked, in this order: with a public key,
+the signature over the manifest (:mod:`model.signing`); the manifest's format version
+(:mod:`model.manifest`); every file's sha256, and that no unlisted, pickle or joblib file is
+present; the features major.minor it was trained with (train/serve skew); the skops file's
+types (:func:`model.audit.audit_skops`, for every artifact, compiled or not: a loaded
+artifact is always an audited one); then the compiled form, and the pipeline when the
+compiled form does not predict alone; then the manifest's classes against the model's; last,
+the model version against the content it covers. Any failure raises :class:`ArtifactError`
+saying why.
 
 :func:`write_artifact` builds an artifact beside its destination and swaps it in, and audits
 the skops file it wrote, so training never leaves an artifact that loading would refuse.
