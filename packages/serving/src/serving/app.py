@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException
 import serving
 from features import ValidRows, edge_records, validate
 from model import Artifact, load_artifact_or_default
+from serving import mlflow_protocol, open_inference
+from serving.door import INLINE_BODY_BYTES, Door
 from serving.observability import (
     STATE_KEY,
     Metrics,
@@ -42,12 +44,24 @@ from serving.schemas import (
 from serving.settings import Settings
 
 LOG = logging.getLogger("serving.app")
-INLINE_BODY_BYTES = 2048
-"""With a NumPy-only model, bodies up to this size are parsed, validated and predicted on the
-event loop (~0.1 ms for the few records they hold, less than handing them to a thread); larger
-bodies, and every body for a model that needs scikit-learn, in a worker thread, so that a big
-or bad body or a slow model never holds the loop."""
-ROUTES = {"/health", "/ready", "/v1/metadata", "/v1/predict", "/metrics"}
+ROUTES = {
+    "/health",
+    "/ready",
+    "/v1/metadata",
+    "/v1/predict",
+    "/metrics",
+    "/invocations",
+    "/ping",
+    "/version",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    *(
+        f"{model}{tail}"
+        for model in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+        for tail in ("", "/ready", "/infer")
+    ),
+}
 
 
 def load(settings: Settings) -> Artifact:
@@ -238,6 +252,9 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     async def get_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    door = Door(artifact, reader, metrics, ready)
+    mlflow_protocol.add_routes(app, door)
+    open_inference.add_routes(app, door)
     _document_request(app, request_model)
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import traceback
 import weakref
@@ -142,9 +143,18 @@ class ObservabilityMiddleware:
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
+        self.routes = {r for r in routes if "{" not in r}
+        self.templates = [  # /v2/models/{name}/infer: one label, whatever the name
+            (re.compile(re.sub(r"\{[^}/]+\}", "[^/]+", r) + "$"), r) for r in routes if "{" in r
+        ]
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+
+    def route(self, path: str) -> str:
+        """The metrics and log label of a path: its route, or ``(other)``."""
+        if path in self.routes:
+            return path
+        return next((label for pattern, label in self.templates if pattern.match(path)), "(other)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -152,7 +162,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        route = scope["path"] if scope["path"] in self.routes else "(other)"
+        route = self.route(scope["path"])
         state: dict[str, Any] = {"status": None, "records": None, "body": _has_body(scope)}
         scope[STATE_KEY] = state
         fields: dict[str, Any] = {}

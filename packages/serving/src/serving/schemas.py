@@ -49,6 +49,7 @@ class RequestReader:
     def __init__(self, spec: FeatureSpec, max_records: int) -> None:
         self.spec = spec
         self.model = predict_request_model(spec, max_records)
+        self.record_name = record_model(spec).__name__  # its OpenAPI component
         self.max_records = max_records
 
     def read(self, body: bytes) -> ValidRows | Problems:
@@ -62,6 +63,10 @@ class RequestReader:
         if not isinstance(records, list) or not records or set(data) != {"records"}:
             message = f'expected {{"records": [...]}} with 1 to {self.max_records} records'
             return Problems(422, "invalid input", [(None, "records", message)], 1)
+        return self.check(records)
+
+    def check(self, records: list[Any]) -> ValidRows | Problems:
+        """Validate records (JSON objects, as any protocol's request holds them)."""
         if len(records) > self.max_records:
             return Problems(413, f"too many records: at most {self.max_records} per request", [], 0)
         try:

@@ -1,0 +1,256 @@
+"""MLflow's scoring protocol and the Open Inference Protocol (KServe V2): each accepts what its
+protocol defines, answers in its shape, and is one more door to the one input contract: the
+same record gets the same prediction, or the same reasons, from every door."""
+
+import json
+import re
+import struct
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features import edge_records
+from model import Artifact
+
+from .conftest import RECORD
+
+NAME_AND_VERSION = r"penguins-species"
+
+
+def v1(client: TestClient, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return client.post("/v1/predict", json={"records": records}).json()
+
+
+def v2_inputs(records: list[dict[str, Any]], artifact: Artifact) -> list[dict[str, Any]]:
+    """One input per feature, typed as the model's metadata says; missing values as BYTES."""
+    meta = {i["name"]: i["datatype"] for i in artifact_metadata(artifact)["inputs"]}
+    inputs = []
+    for name, typed in meta.items():
+        cells, kind = [r.get(name) for r in records], typed
+        if any(c is None for c in cells) or any(isinstance(c, str) for c in cells):
+            kind, cells = "BYTES", ["" if c is None else str(c) for c in cells]
+        inputs.append({"name": name, "datatype": kind, "shape": [len(cells)], "data": cells})
+    return inputs
+
+
+def artifact_metadata(artifact: Artifact) -> dict[str, Any]:
+    from serving.door import Door  # noqa: PLC0415
+    from serving.open_inference import model_metadata  # noqa: PLC0415
+
+    return model_metadata(Door(artifact, None, None, None))  # type: ignore[arg-type]
+
+
+def test_mlflow_forms_copied_from_its_documentation_predict_as_v1(
+    client: TestClient, penguins: pd.DataFrame, artifact: Artifact
+) -> None:
+    """dataframe_split (pandas' to_json(orient="split"), index included), dataframe_records,
+    instances, inputs (columns), text/csv; an optional params object is accepted."""
+    frame = penguins.dropna().head(12)[artifact.spec.feature_names]
+    records = json.loads(frame.to_json(orient="records"))
+    expected = [p["prediction"] for p in v1(client, records)["predictions"]]
+    bodies = [
+        {"dataframe_split": json.loads(frame.to_json(orient="split"))},
+        {"dataframe_records": records},
+        {"instances": records},
+        {"inputs": frame.to_dict(orient="list")},
+        {"dataframe_records": records, "params": {"anything": 1}},
+    ]
+    for body in bodies:
+        answer = client.post("/invocations", json=body)
+        assert answer.status_code == 200, (body, answer.text)
+        assert answer.json() == {"predictions": expected}
+    csv = client.post(
+        "/invocations", content=frame.to_csv(index=False), headers={"content-type": "text/csv"}
+    )
+    assert csv.json() == {"predictions": expected}
+    assert client.get("/ping").status_code == 200
+    assert client.get("/ping").text == "\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", client.get("/version").text)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"records": [RECORD]}, "exactly one of the input fields"),
+        ({"instances": [RECORD], "inputs": [RECORD]}, "exactly one of the input fields"),
+        ([RECORD], "Received a list"),
+        ({"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}}, "rows of 1 values"),
+        ({"inputs": {"island": ["Dream"], "sex": []}}, "all of one length"),
+        ({"dataframe_records": [RECORD], "params": [1]}, "'params' must be a JSON object"),
+    ],
+)
+def test_mlflow_refuses_as_mlflow_does(client: TestClient, body: Any, message: str) -> None:
+    answer = client.post("/invocations", json=body)
+    assert answer.status_code == 400
+    error = answer.json()
+    assert set(error) == {"error_code", "message"}
+    assert error["error_code"] in {"BAD_REQUEST", "INVALID_PARAMETER_VALUE"}
+    assert message in error["message"]
+
+
+def test_mlflow_content_types(client: TestClient) -> None:
+    bad = client.post("/invocations", content=b"x", headers={"content-type": "text/plain"})
+    assert bad.status_code == 415
+    assert bad.headers["content-type"].startswith("text/plain")
+    assert "only supports the following content types" in bad.text
+    latin = "application/json; charset=latin-1"
+    assert (
+        client.post("/invocations", content=b"{}", headers={"content-type": latin}).status_code
+        == 415
+    )
+    broken = client.post("/invocations", content=b"{", headers={"content-type": "application/json"})
+    assert broken.status_code == 400
+    assert broken.json()["error_code"] == "MALFORMED_REQUEST"
+
+
+def test_open_inference_health_metadata_and_infer(
+    client: TestClient, penguins: pd.DataFrame, artifact: Artifact
+) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get("/v2").json()["name"] == "serving"
+    meta = client.get(f"/v2/models/{artifact.name}").json()
+    assert [i["name"] for i in meta["inputs"]] == artifact.spec.feature_names
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {
+        "island": "BYTES",
+        "bill_length_mm": "FP64",
+        "bill_depth_mm": "FP64",
+        "flipper_length_mm": "FP64",
+        "body_mass_g": "FP64",
+        "sex": "BYTES",
+    }
+    assert meta["versions"] == [artifact.version]
+    versioned = f"/v2/models/{artifact.name}/versions/{artifact.version}"
+    assert client.get(f"{versioned}/ready").json() == {"name": artifact.name, "ready": True}
+    assert client.get("/v2/models/other").status_code == 404
+    assert client.get("/v2/models/other").json()["error"].startswith("unknown model 'other'")
+
+    frame = penguins.head(15)[artifact.spec.feature_names]  # nulls in it: sent as BYTES ""
+    records = json.loads(frame.to_json(orient="records"))
+    expected = v1(client, records)["predictions"]
+    body = {"id": "42", "inputs": v2_inputs(records, artifact)}
+    answer = client.post(f"/v2/models/{artifact.name}/infer", json=body).json()
+    assert answer["model_name"] == artifact.name
+    assert answer["model_version"] == artifact.version
+    assert answer["id"] == "42"
+    (predict,) = answer["outputs"]
+    assert predict == {
+        "name": "predict",
+        "datatype": "BYTES",
+        "shape": [15],
+        "data": [p["prediction"] for p in expected],
+    }
+    body["outputs"] = [{"name": "predict_proba"}, {"name": "predict"}]
+    proba, _ = client.post(f"{versioned}/infer", json=body).json()["outputs"]
+    assert proba["shape"] == [15, 3]
+    assert np.asarray(proba["data"]).reshape(15, 3).tolist() == [
+        [p["probabilities"][c] for c in artifact.classes] for p in expected
+    ]
+
+
+def binary_body(records: list[dict[str, Any]], artifact: Artifact) -> tuple[bytes, int]:
+    """The binary tensor extension, as tritonclient sends it by default."""
+    inputs, blobs = [], b""
+    for tensor in v2_inputs(records, artifact):
+        if tensor["datatype"] == "BYTES":
+            raw = b"".join(struct.pack("<I", len(c.encode())) + c.encode() for c in tensor["data"])
+        else:
+            raw = np.asarray(tensor["data"], dtype=np.float64).tobytes()
+        inputs.append({**tensor, "data": None, "parameters": {"binary_data_size": len(raw)}})
+        inputs[-1].pop("data")
+        blobs += raw
+    header = json.dumps({"inputs": inputs}).encode()
+    return header + blobs, len(header)
+
+
+def test_open_inference_binary_inputs(client: TestClient, artifact: Artifact) -> None:
+    records = [RECORD, {**RECORD, "sex": None, "island": "Biscoe"}]
+    body, header = binary_body(records, artifact)
+    headers = {"inference-header-content-length": str(header)}
+    answer = client.post(f"/v2/models/{artifact.name}/infer", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    expected = [p["prediction"] for p in v1(client, records)["predictions"]]
+    assert answer.json()["outputs"][0]["data"] == expected
+    cut = client.post(f"/v2/models/{artifact.name}/infer", content=body[:-3], headers=headers)
+    assert cut.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b["inputs"].pop(), "field required"),
+        (lambda b: b["inputs"][0].update(shape=[2]), "shape [2] but 1 values"),
+        (lambda b: b["inputs"][1].update(data=["x"]), "is not a FP64 value"),
+        (lambda b: b["inputs"][1].update(datatype="FP128"), "unknown datatype"),
+        (lambda b: b.update(outputs=[{"name": "logits"}]), "unknown output 'logits'"),
+        (lambda b: b["inputs"].append({**b["inputs"][0]}), "two inputs have the same name"),
+        (lambda b: b.update(inputs={}), 'expected {"inputs": [...]}'),
+    ],
+)
+def test_open_inference_refusals_name_the_input(
+    client: TestClient,
+    artifact: Artifact,
+    change: Any,
+    message: str,
+) -> None:
+    body = {"inputs": v2_inputs([RECORD], artifact)}
+    change(body)
+    answer = client.post(f"/v2/models/{artifact.name}/infer", json=body)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]
+
+
+def reasons_v1(detail: list[dict[str, Any]]) -> set[tuple[int | None, str | None, str]]:
+    return {(d.get("record"), d.get("field"), d["message"]) for d in detail}
+
+
+def reasons_in(
+    text: str, row_word: str, field_word: str
+) -> set[tuple[int | None, str | None, str]]:
+    """The (record, field, message) triples a protocol's one-line error lists."""
+    found = set()
+    for part in text.split(": ", 1)[1].split("; "):
+        match = re.fullmatch(rf"(?:{row_word} (\d+))?(?: ?{field_word} (.+?))?: (.*)", part)
+        assert match, part
+        row, field, message = match.groups()
+        found.add((None if row is None else int(row), field, message))
+    return found
+
+
+def test_every_door_gives_the_same_answer(client: TestClient, artifact: Artifact) -> None:
+    """For valid and invalid records (edge records, then each made wrong in one field): the
+    same prediction, or the same rejection reasons, from /v1/predict, /invocations and
+    /v2/.../infer."""
+    records = edge_records(artifact.spec)
+    wrong = [
+        {**RECORD, "sex": "unknown"},
+        {**RECORD, "bill_length_mm": 500},
+        {**RECORD, "bill_length_mm": "forty"},
+        {**RECORD, "island": ""},
+        {**RECORD, "flipper_length_mm": "1,810"},
+        {**RECORD, "body_mass_g": None, "bill_depth_mm": -3},
+    ]
+    outcomes = {"predicted": 0, "refused": 0}
+    for record in [*records, *wrong]:
+        first = client.post("/v1/predict", json={"records": [record]})
+        mlflow = client.post("/invocations", json={"dataframe_records": [record]})
+        v2 = client.post(
+            f"/v2/models/{artifact.name}/infer", json={"inputs": v2_inputs([record], artifact)}
+        )
+        if first.status_code == 200:
+            label = first.json()["predictions"][0]["prediction"]
+            assert mlflow.json() == {"predictions": [label]}, record
+            assert v2.json()["outputs"][0]["data"] == [label], record
+            outcomes["predicted"] += 1
+            continue
+        assert first.status_code == 422, record
+        expected = reasons_v1(first.json()["detail"])
+        assert mlflow.status_code == v2.status_code == 400, record
+        assert reasons_in(mlflow.json()["message"], "record", "field") == expected, record
+        assert reasons_in(v2.json()["error"], "row", "input") == expected, record
+        outcomes["refused"] += 1
+    assert outcomes["predicted"] >= len(records) - 1
+    assert outcomes["refused"] >= len(wrong)
