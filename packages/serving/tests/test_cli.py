@@ -1,6 +1,7 @@
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from features import FeatureSpec
 from features.testing import sample_frame
 from model import sign_artifact
 from model.testing import key_pair
-from serving.cli import main
+from serving.cli import _settings, main, parser
+from serving.settings import Settings
 from serving.testing import ServerProcess
 
 from .conftest import ROOT
@@ -353,7 +355,8 @@ def test_a_full_disk_is_one_line(artifact_path: Path, tmp_path: Path) -> None:
     sample_frame(spec, 20_000, seed=3, target=False).to_csv(source, index=False)
     script = f"""
 import resource, signal, sys
-from serving.cli import main
+from serving.cli import _settings, main, parser
+from serving.settings import Settings
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 limit = {source.stat().st_size}
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -368,3 +371,71 @@ sys.exit(main(["score", {str(source)!r}, {str(tmp_path / "out.csv")!r},
     assert result.stderr.count("\n") == 1
     assert "File too large" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_every_setting_is_a_flag_and_a_variable(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI is derived from the settings: each has `--name-with-dashes` on `serve`, and a
+    flag wins over its SERVING_* variable, which wins over the default."""
+    field = Settings.model_fields[name]
+    flag, variable = f"--{name.replace('_', '-')}", f"SERVING_{name.upper()}"
+    samples = {int: ("7", "9"), float: ("7.5", "9.5"), str: ("0.0.0.0", "::1")}
+    special = {
+        "port": ("8081", "8082"),
+        "max_body_bytes": ("4096", "8192"),
+        "log_level": ("debug", "error"),
+    }
+    first, second = special.get(name) or samples.get(field.annotation, ("/a", "/b"))  # type: ignore[arg-type]
+    monkeypatch.setenv(variable, first)
+    from_variable = _settings(parser().parse_args(["serve"]))
+    from_flag = _settings(parser().parse_args(["serve", flag, second]))
+    assert str(getattr(from_variable, name)) == first
+    assert str(getattr(from_flag, name)) == second
+    assert flag in subprocess_help("serve")
+
+
+def subprocess_help(command: str) -> str:
+    """`serving COMMAND --help`, as a user sees it."""
+    return subprocess.run(
+        [sys.executable, "-m", "serving.cli", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+def test_an_unknown_serving_variable_is_an_error(
+    artifact_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt SERVING_ARTIFACTS once served the bundled model and exited 0."""
+    monkeypatch.setenv("SERVING_ARTIFACTS", str(artifact_path))
+    assert main(["serve", "--port", "0"]) == 1
+    error = capsys.readouterr().err
+    assert "unknown environment variable(s) SERVING_ARTIFACTS: no such setting" in error
+    assert "SERVING_ARTIFACT," in error
+    monkeypatch.delenv("SERVING_ARTIFACTS")
+    # Kubernetes' service links for a Service named "serving" are not settings, and not errors.
+    monkeypatch.setenv("SERVING_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("SERVING_PORT_8000_TCP_ADDR", "10.0.0.1")
+    assert Settings().port == 8000
+
+
+def test_a_port_that_cannot_be_bound_has_its_own_exit_code(artifact_path: Path) -> None:
+    """Not 1 (an error the message explains) nor 3 (`model`'s failed quality gate): 5."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "serving.cli", "serve", "--artifact", str(artifact_path),
+             "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )  # fmt: skip
+    assert result.returncode == 5, result.stderr
+    assert f"error: could not serve on http://127.0.0.1:{port}: the address is in use" in (
+        result.stderr
+    )

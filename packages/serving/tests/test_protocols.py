@@ -2,6 +2,7 @@
 protocol defines, answers in its shape, and is one more door to the one input contract: the
 same record gets the same prediction, or the same reasons, from every door."""
 
+import contextlib
 import json
 import re
 import struct
@@ -11,9 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features import edge_records
 from model import Artifact
+from serving import mlflow_protocol, open_inference
 
 from .conftest import RECORD
 
@@ -254,3 +258,36 @@ def test_every_door_gives_the_same_answer(client: TestClient, artifact: Artifact
         outcomes["refused"] += 1
     assert outcomes["predicted"] >= len(records) - 1
     assert outcomes["refused"] >= len(wrong)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+TENSOR = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": JSON | st.sampled_from(["island", "sex", "body_mass_g"]),
+        "datatype": JSON | st.sampled_from(["BYTES", "FP64", "BOOL", "INT64"]),
+        "shape": JSON | st.lists(st.integers(-1, 3), max_size=3),
+        "data": JSON,
+        "parameters": JSON | st.fixed_dictionaries({"binary_data_size": JSON}),
+    },
+)
+REQUESTS = st.fixed_dictionaries(
+    {"inputs": st.lists(TENSOR, max_size=4) | JSON},
+    optional={"id": JSON, "parameters": JSON, "outputs": JSON},
+)
+
+
+@given(body=REQUESTS | JSON)
+@settings(max_examples=300, deadline=None)
+def test_any_json_is_parsed_or_refused_by_the_protocols(body: Any) -> None:
+    """Whatever JSON arrives, each protocol's reading either gives records or raises its own
+    refusal: never another exception (a 500)."""
+    raw = json.dumps(body).encode()
+    with contextlib.suppress(open_inference.InferenceError):
+        open_inference.records(open_inference.parse(raw, None))
+    with contextlib.suppress(mlflow_protocol.MlflowError):
+        mlflow_protocol.records_from_json(raw)

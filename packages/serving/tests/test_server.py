@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -328,3 +329,38 @@ def test_a_client_leaving_mid_body_is_not_a_server_error(
     ]
     assert (entry["status"], entry["level"]) == (499, "info")
     assert entry["error"] == "the client left before sending the whole request"
+
+
+def test_docs_work_offline(server: ServerProcess) -> None:
+    """/docs and /redoc name no asset on another host (no CDN), and every asset they name is
+    served by the service itself over the loopback."""
+    for page in ("/docs", "/redoc"):
+        with urllib.request.urlopen(server.url + page, timeout=30) as response:
+            html = response.read().decode()
+        named = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']""", html)
+        named += re.findall(r"""url: *["']([^"']+)["']""", html)
+        assert named, html
+        assert not [u for u in named if "//" in u], named  # nothing absolute: no CDN
+        for url in named:
+            with urllib.request.urlopen(server.url + url, timeout=30) as asset:
+                assert asset.status == 200, url
+                assert asset.read(), url
+
+
+def test_metrics_add_up_every_worker(artifact_path: Path, tmp_path: Path) -> None:
+    """With --workers 2, every scrape of /metrics reports the service's totals, whichever
+    worker answers it (each request on a new connection, so both workers take some)."""
+    args = ["--artifact", str(artifact_path), "--workers", "2"]
+    with ServerProcess(args, log=tmp_path / "workers.log") as server:
+        for _ in range(30):
+            status, _ = server.request("/v1/predict", {"records": [RECORD, RECORD]})
+            assert status == 200
+        scrapes = []
+        for _ in range(8):
+            with urllib.request.urlopen(server.url + "/metrics", timeout=30) as response:
+                text = response.read().decode()
+            (value,) = re.findall(r"^serving_predictions_total (\S+)$", text, re.M)
+            scrapes.append(float(value))
+        log = (tmp_path / "workers.log").read_text()
+    assert scrapes == [60.0] * 8, scrapes
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2, log

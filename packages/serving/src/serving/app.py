@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
             ready.set()
         yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc work without internet: their assets are served here
         title=f"{manifest.model_name} prediction service",
         version=serving.__version__,
         description=f"Serves {manifest.model_name} {manifest.model_version} ({manifest.task}).",
@@ -250,7 +251,7 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def get_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
     door = Door(artifact, reader, metrics, ready)
     mlflow_protocol.add_routes(app, door)

@@ -1,8 +1,10 @@
 """`serving` command: run the HTTP service, or score a file in batches.
 
-Exit codes: 0 success, 1 an error the message explains, 2 bad usage, 4 `score` rejected more
-than ``--max-reject-share`` of the rows (both files are written), 130 interrupted
-(Ctrl-C), 143 terminated (SIGTERM); an interrupted `score` leaves no output or partial file.
+Exit codes: 0 success, 1 an error the message explains (bad settings, an artifact refused, an
+input refused), 2 bad usage, 4 `score` rejected more than ``--max-reject-share`` of the rows
+(both files are written), 5 `serve` could not listen on its address (in use, or not allowed),
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM); an interrupted `score` leaves no output or
+partial file.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -24,6 +26,7 @@ from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_REJECT_SHARE, Settings
 
 EXIT_TOO_MANY_REJECTS = 4
+EXIT_CANNOT_LISTEN = 5
 
 # No markup or highlighting: paths, names and messages are printed exactly as they are.
 out = Console(soft_wrap=True, markup=False, highlight=False)
@@ -44,7 +47,16 @@ def _serve(args: argparse.Namespace) -> int:
     err.print(
         f"serving {artifact.name} {artifact.version} on http://{settings.host}:{settings.port}"
     )
-    serve(settings)
+    try:
+        serve(settings)
+    except SystemExit as stop:  # uvicorn exits 1 or 3 when it cannot bind its socket
+        if stop.code in {0, None}:
+            return 0
+        _fail(
+            f"could not serve on http://{settings.host}:{settings.port}: the address is in use "
+            "or not allowed (uvicorn's message is above)"
+        )
+        return EXIT_CANNOT_LISTEN
     return 0
 
 
@@ -132,26 +144,33 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _setting_flags(command: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    """One flag per setting (``max_records`` is ``--max-records``), described by the
+    settings themselves: a flag wins over its ``SERVING_*`` variable, which wins over the
+    default; pydantic-settings checks the values either way."""
+    for name in names:
+        field = Settings.model_fields[name]
+        default = "none" if field.default is None else field.default
+        command.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar=name.upper(),
+            help=f"{field.description} (env SERVING_{name.upper()}; default {default})",
+        )
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     root = argparse.ArgumentParser(prog="serving", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command", required=True)
-    artifact_help = "artifact directory (default: $SERVING_ARTIFACT, else the bundled model)"
-    key_help = "Ed25519 public key (PEM; or $SERVING_PUBLIC_KEY): the artifact must be signed"
-
     serve = commands.add_parser("serve", help="run the HTTP prediction service")
-    serve.add_argument("--artifact", type=Path, help=artifact_help)
-    serve.add_argument("--public-key", type=Path, help=key_help)
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    _setting_flags(serve, Settings.model_fields)
     serve.set_defaults(run=_serve)
 
     score = commands.add_parser("score", help="score a CSV or Parquet file into another")
     score.add_argument("input", type=Path, help="CSV or Parquet file to score")
     score.add_argument("output", type=Path, help="CSV or Parquet file to write (by extension)")
-    score.add_argument("--artifact", type=Path, help=artifact_help)
-    score.add_argument("--public-key", type=Path, help=key_help)
+    _setting_flags(score, ["artifact", "public_key"])
     score.add_argument(
         "--chunk-rows",
         type=int,

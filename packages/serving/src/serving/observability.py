@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 import traceback
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,16 +26,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LOG = logging.getLogger("serving.access")
 STATE_KEY = "serving.request"  # per-request dict in the ASGI scope: routes put counts here
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(eq=False)  # compared (and kept in a weak set) by identity
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+    """The service's Prometheus metrics, in a registry of its own (one per app).
+
+    With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, see
+    :func:`serving.server.serve`), each process writes its values to files there and
+    :attr:`exposition` adds up every process's: ``/metrics`` answers the service's totals,
+    whichever worker takes the scrape."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.exposition = self.registry
+        if os.environ.get(MULTIPROCESS_DIR):
+            self.exposition = CollectorRegistry()
+            MultiProcessCollector(self.exposition)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "serving_requests_total",
             "HTTP requests by route and status",

@@ -138,6 +138,9 @@ def parse(body: bytes, header_length: str | None) -> dict[str, Any]:
 
 def _from_bytes(raw: bytes, tensor: dict[str, Any]) -> list[Any]:
     kind = tensor.get("datatype")
+    if not isinstance(kind, str):
+        msg = f"input {tensor.get('name')!r}: datatype must be a string"
+        raise InferenceError(msg)
     if kind == "BYTES":
         cells, at = [], 0
         while at < len(raw):
@@ -160,7 +163,7 @@ def _cells(tensor: dict[str, Any]) -> tuple[str, list[Any]]:
     if not isinstance(name, str):
         msg = "an input without a name"
         raise InferenceError(msg)
-    if kind != "BYTES" and kind not in NUMPY_TYPES:
+    if not isinstance(kind, str) or (kind != "BYTES" and kind not in NUMPY_TYPES):
         msg = f"input {name!r}: unknown datatype {kind!r}"
         raise InferenceError(msg)
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
+import tempfile
 from functools import cache
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from serving.observability import error_body, record_server_response
+from serving.observability import MULTIPROCESS_DIR, error_body, record_server_response
 from serving.settings import Settings
 
 
@@ -104,6 +106,20 @@ def serve(settings: Settings) -> None:
     for name, value in settings.model_dump(exclude_none=True).items():
         os.environ[f"SERVING_{name.upper()}"] = str(value)
     _raise_fd_limit(settings.max_connections)
+    if settings.workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+        # One metrics directory for all workers, so /metrics reports the service's totals.
+        directory = tempfile.mkdtemp(prefix="serving-metrics-")
+        os.environ[MULTIPROCESS_DIR] = directory
+        try:
+            _run(settings)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+            del os.environ[MULTIPROCESS_DIR]
+        return
+    _run(settings)
+
+
+def _run(settings: Settings) -> None:
     uvicorn.run(
         "serving.app:app_from_env",
         factory=True,
