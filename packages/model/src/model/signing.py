@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,27 +41,14 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _read_key(path: Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        msg = f"{path}: cannot read the key: {error.strerror or error}"
-        raise ArtifactError(msg) from None
-
-
 def private_key(path: Path) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM file (unencrypted)."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
-        Ed25519PrivateKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415
 
-    try:
-        key = serialization.load_pem_private_key(_read_key(path), password=None)
-    except (ValueError, TypeError) as error:
-        msg = f"{path}: not a PEM private key without a password ({error})"
-        raise ArtifactError(msg) from None
-    if not isinstance(key, Ed25519PrivateKey):
+    load = partial(serialization.load_pem_private_key, password=None)
+    key = _load_key(path, load, "private key without a password")
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
         msg = f"{path}: not an Ed25519 private key (openssl genpkey -algorithm ed25519)"
         raise ArtifactError(msg)
     return key
@@ -68,19 +57,25 @@ def private_key(path: Path) -> Ed25519PrivateKey:
 def public_key(path: Path) -> Ed25519PublicKey:
     """An Ed25519 public key from a PEM file."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415
 
-    try:
-        key = serialization.load_pem_public_key(_read_key(path))
-    except (ValueError, TypeError) as error:
-        msg = f"{path}: not a PEM public key ({error})"
-        raise ArtifactError(msg) from None
-    if not isinstance(key, Ed25519PublicKey):
+    key = _load_key(path, serialization.load_pem_public_key, "public key")
+    if not isinstance(key, ed25519.Ed25519PublicKey):
         msg = f"{path}: not an Ed25519 public key (openssl pkey -in KEY -pubout)"
         raise ArtifactError(msg)
     return key
+
+
+def _load_key(path: Path, load: Callable[[bytes], object], what: str) -> object:
+    """The key a PEM file holds, or :class:`ArtifactError` naming the file."""
+    try:
+        return load(Path(path).read_bytes())
+    except OSError as error:
+        msg = f"{path}: cannot read the key: {error.strerror or error}"
+        raise ArtifactError(msg) from None
+    except (ValueError, TypeError) as error:
+        msg = f"{path}: not a PEM {what} ({error})"
+        raise ArtifactError(msg) from None
 
 
 def sign_artifact(artifact: Path, key_file: Path) -> str:
