@@ -1,5 +1,5 @@
 """Run the benchmarks: `python -m bench [envsetup] [batch] [latency] [startup] [training]
-[trees]`."""
+[trees] [dask]`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import batch, envsetup, latency, startup, trees
+from bench import batch, dask_engine, envsetup, latency, startup, trees
 from bench.common import ROOT, machine
 from model import TrainConfig, load_artifact, save_result, train
 
-ALL = ("envsetup", "batch", "latency", "startup", "training", "trees")
+ALL = ("envsetup", "batch", "latency", "startup", "training", "trees", "dask")
 
 
 def main(names: list[str]) -> int:
@@ -40,6 +40,8 @@ def main(names: list[str]) -> int:
             startup.run_training(artifact)
         if "trees" in chosen:
             trees.run(artifact, work)
+        if "dask" in chosen:
+            dask_engine.run(artifact, work)
     print(f"\nall benchmarks done in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -89,10 +89,27 @@ def _score(args: argparse.Namespace) -> int:
 
 def _score_file(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415
-    from serving.batch import score_file  # noqa: PLC0415 - pandas and pyarrow, for scoring only
+    from serving.batch import BatchSummary, score_file  # noqa: PLC0415 - pandas and pyarrow
 
-    artifact = load(_settings(args))
-    if not err.is_terminal:  # no progress display at all (older rich still prints a line)
+    settings = _settings(args)
+    artifact = load(settings)
+    summary: BatchSummary
+    if args.engine == "dask":
+        from serving.dask_engine import score_dataset  # noqa: PLC0415 - the optional extra
+
+        summary = score_dataset(
+            artifact,
+            args.input,
+            args.output,
+            scheduler=args.scheduler,
+            public_key=settings.public_key,
+            chunk_rows=args.chunk_rows,
+            keep=args.keep,
+        )
+    elif args.scheduler is not None:
+        _fail("--scheduler needs --engine dask")
+        return 2
+    elif not err.is_terminal:  # no progress display at all (older rich still prints a line)
         summary = score_file(
             artifact, args.input, args.output, chunk_rows=args.chunk_rows, keep=args.keep
         )
@@ -184,6 +201,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="COLUMN[,COLUMN...]",
         help="input columns to copy into the output beside `row` (the spec's id column is "
         "copied anyway)",
+    )
+    score.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="local (default): this process; dask: one task per input file on a local cluster "
+        "of one process per core, or on --scheduler (INPUT may then be a dataset folder or a "
+        "glob, OUTPUT is a Parquet dataset folder); needs the serving[dask] extra",
+    )
+    score.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786"
     )
     score.add_argument(
         "--max-reject-share",
