@@ -68,6 +68,8 @@ def test_patch_bump_within_range_leaves_dependents(snapshot: Path) -> None:
 
 def test_bump_assembles_the_changelog_from_fragments_and_needs_one(snapshot: Path) -> None:
     package = snapshot / "packages" / "serving"
+    for pending in release.change_fragments("serving", snapshot):
+        pending.unlink()
     with pytest.raises(release.ReleaseError, match=r"serving: no change fragment in packages/"):
         release.bump("serving", "patch", snapshot)
     assert release.version_of("serving", snapshot) == release.Version("0.1.0")  # untouched
