@@ -74,9 +74,15 @@ def tox_add_core_config(core_conf: ConfigSet, state: State) -> None:
 
 def _visible(version: str) -> bool:
     """Whether uv, as tox-uv uses it, finds CPython ``version`` without downloading one."""
+    try:
+        from uv import find_uv_bin  # noqa: PLC0415 - tox-uv's own uv, when installed with it
+
+        uv = find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        uv = "uv"
     found = subprocess.run(
         [
-            "uv",
+            uv,
             "python",
             "find",
             "--no-python-downloads",

@@ -114,7 +114,7 @@ def test_root_tests_and_tools_select_their_envs(repo: Path) -> None:
     commit(repo, "a test")
     assert affected.envs("base", root=repo) == ["integration", "lint"]
     append(repo / "tools" / "release.py", "\n# changed\n")  # not committed: counted too
-    assert affected.envs("base", root=repo) == ["integration", "release-check", "lint"]
+    assert affected.envs("base", root=repo) == ["integration", "release-check", "lint", "type"]
 
 
 def test_nothing_changed_selects_nothing_and_a_bad_ref_says_so(repo: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,8 @@ def test_the_scaffold_adds_a_fourth_package_that_everything_derives(snapshot: Pa
 
 def test_a_new_member_with_a_bad_name_or_sibling_is_refused(snapshot: Path) -> None:
     for args, message in (
-        (["Reports"], "use lowercase letters, digits and _"),
+        (["Reports"], "use lowercase letters and digits"),
+        (["my_reports"], "use lowercase letters and digits"),
         (["model"], "model is already a member (packages/model)"),
         (["reports", "--depends-on", "modle"], "--depends-on modle: not a member"),
     ):
@@ -113,3 +115,14 @@ def test_a_new_member_with_a_bad_name_or_sibling_is_refused(snapshot: Path) -> N
         assert made.returncode == 1
         assert message in made.stderr
     assert run(["git", "status", "--porcelain"], snapshot).stdout == ""
+    # a description with quotes and backslashes is written as it is, the pyproject stays TOML
+    made = run(
+        [
+            "uv", "run", "python", "tools/new_package.py", "notes",
+            "--description", 'Say "hi" \\ and \'bye\'',
+        ],
+        snapshot,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    member = tomllib.loads((snapshot / "packages/notes/pyproject.toml").read_text())
+    assert member["project"]["description"] == "Say \"hi\" \\ and 'bye'"

@@ -13,7 +13,7 @@ base of REF and HEAD, as a pull request sees them. A changed file selects:
   the shared dev tools the root's dependency groups lock selects every member;
 - docs (``docs/``, Markdown outside the packages): only ``lint``; the root README also
   ``integration`` and ``release-check`` (their tests run its commands and ship it);
-- root ``tests/``: ``integration``; ``tools/``: ``integration`` and ``release-check``;
+- root ``tests/``: ``integration``; ``tools/``: ``integration``, ``release-check`` and ``type``;
   ``bench/``: ``type``;
 - anything else (root pyproject, tox.toml, toxfile.py, .ci, configs, data, ...): everything.
 
@@ -126,7 +126,7 @@ def _selects(path: str, root: Path) -> set[str]:
         return set()
     return {
         "tests": {"integration"},
-        "tools": {"integration", "release-check"},
+        "tools": {"integration", "release-check", "type"},
         "bench": {"type"},
     }.get(top, {EVERYTHING})
 

@@ -12,6 +12,7 @@ order and the affected-only runs all read the members from the workspace.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -19,17 +20,18 @@ import sys
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import release
 import workspace
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # one name for the distribution and the import
+NAME = re.compile(r"^[a-z][a-z0-9]*$")  # one name to install and import (no - or _ to normalise)
 
 PYPROJECT = """\
 [project]
 name = "{name}"
 version = "0.1.0"
-description = "{description}"
+description = {description}
 readme = "README.md"
 requires-python = "{requires_python}"
 license = "MIT"
@@ -61,7 +63,7 @@ DEP002 = [{names}]
 """
 
 INIT = '''\
-"""{description}"""
+"""The {name} package of the workspace (its README says what it is for)."""
 
 from importlib.metadata import version
 
@@ -70,8 +72,8 @@ __all__ = ["__version__"]
 '''
 
 ISOLATION_TEST = '''\
-"""{name} imports only what its pyproject declares (the root's tests/test_members.py checks
-that its locked env holds no member it does not depend on)."""
+"""{name} imports only what its pyproject declares (the root's tests/test_workspace_graph.py
+checks that its locked env holds no member it does not depend on)."""
 
 import subprocess
 import sys
@@ -98,7 +100,7 @@ def scaffold(
     """Write ``packages/NAME`` and add it to the root; return its folder."""
     members = workspace.members(root)
     if not NAME.match(name):
-        msg = f"{name!r}: use lowercase letters, digits and _ (one name to install and import)"
+        msg = f"{name!r}: use lowercase letters and digits (one name to install and import)"
         raise ScaffoldError(msg)
     if name in members:
         msg = f"{name} is already a member ({members[name].relative_to(root)})"
@@ -117,13 +119,47 @@ def scaffold(
         for sibling in sorted(depends_on)
     ]
     sources = "".join(f"{s} = {{ workspace = true }}\n" for s in sorted(depends_on))
+    try:
+        _write(folder, name, description, root_project, requirements, sources, depends_on, root)
+        workspace.members.cache_clear()
+        workspace.order.cache_clear()
+        _add_to_root(name, root)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-made is left behind
+        workspace.members.cache_clear()
+        workspace.order.cache_clear()
+        raise
+    return folder
+
+
+def _add_to_root(name: str, root: Path) -> None:
+    """``uv add`` the new member to the root project (its dependency and source; re-locks)."""
+    added = subprocess.run(
+        ["uv", "add", "--no-sync", name], cwd=root, capture_output=True, text=True, check=False
+    )
+    if added.returncode != 0:
+        msg = f"`uv add {name}` at the root failed:\n{added.stderr.strip()}"
+        raise ScaffoldError(msg)
+
+
+def _write(  # noqa: PLR0917 - the parts scaffold() worked out
+    folder: Path,
+    name: str,
+    description: str,
+    root_project: dict[str, Any],
+    requirements: list[str],
+    sources: str,
+    depends_on: Sequence[str],
+    root: Path,
+) -> None:
+    """The package's files."""
     (folder / "src" / name).mkdir(parents=True)
     (folder / "tests").mkdir()
     (folder / "changes").mkdir()
     (folder / "pyproject.toml").write_text(
         PYPROJECT.format(
             name=name,
-            description=description,
+            description=json.dumps(description),  # a TOML basic string, escapes included
             requires_python=root_project["requires-python"],
             dependencies=", ".join(f'"{r}"' for r in requirements),
             sources=f"\n[tool.uv.sources]\n{sources}" if sources else "",
@@ -138,20 +174,9 @@ def scaffold(
     )
     (folder / "changes" / "+scaffold.feature.md").write_text(f"First version of {name}.\n")
     shutil.copy2(root / "LICENSE", folder / "LICENSE")
-    (folder / "src" / name / "__init__.py").write_text(
-        INIT.format(name=name, description=description)
-    )
+    (folder / "src" / name / "__init__.py").write_text(INIT.format(name=name))
     (folder / "src" / name / "py.typed").write_text("")
     (folder / "tests" / "test_isolation.py").write_text(ISOLATION_TEST.format(name=name))
-    workspace.members.cache_clear()
-    workspace.order.cache_clear()
-    added = subprocess.run(
-        ["uv", "add", "--no-sync", name], cwd=root, capture_output=True, text=True, check=False
-    )
-    if added.returncode != 0:
-        msg = f"`uv add {name}` at the root failed:\n{added.stderr.strip()}"
-        raise ScaffoldError(msg)
-    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:

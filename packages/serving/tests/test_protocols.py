@@ -288,6 +288,30 @@ def test_any_json_is_parsed_or_refused_by_the_protocols(body: Any) -> None:
     refusal: never another exception (a 500)."""
     raw = json.dumps(body).encode()
     with contextlib.suppress(open_inference.InferenceError):
-        open_inference.records(open_inference.parse(raw, None))
+        open_inference.records(open_inference.parse(raw, None, 1000), 1000)
     with contextlib.suppress(mlflow_protocol.MlflowError):
-        mlflow_protocol.records_from_json(raw)
+        mlflow_protocol.records_from_json(raw, 1000)
+
+
+def test_rows_beyond_the_limit_are_refused_before_they_are_built(
+    client: TestClient, artifact: Artifact
+) -> None:
+    """A small body announcing many rows (a binary tensor of 1-byte booleans, a long column)
+    is a 413 at once, as /v1/predict's: the client's limit is 50 records."""
+    many = 51
+    body, header = binary_body([RECORD] * many, artifact)
+    headers = {"inference-header-content-length": str(header)}
+    v2 = client.post(f"/v2/models/{artifact.name}/infer", content=body, headers=headers)
+    assert v2.status_code == 413
+    assert v2.json() == {"error": "too many records: at most 50 per request"}
+    columns = {name: [value] * many for name, value in RECORD.items()}
+    mlflow = client.post("/invocations", json={"inputs": columns})
+    assert mlflow.status_code == 413
+    assert mlflow.json()["message"] == "too many records: at most 50 per request"
+    surrogate = {"inputs": [{"name": "\ud800", "datatype": "BYTES", "shape": [1], "data": ["x"]}]}
+    answer = client.post(
+        f"/v2/models/{artifact.name}/infer",
+        content=json.dumps(surrogate),
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text

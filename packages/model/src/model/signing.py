@@ -120,8 +120,8 @@ def verify_signature(artifact: Path, key_file: Path) -> str:
         if raw["algorithm"] != ALGORITHM or raw["signed_file"] != MANIFEST_FILE:
             raise ValueError("another algorithm or signed file")  # noqa: EM101, TRY301
         signature = base64.b64decode(raw["signature"], validate=True)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        msg = f"{file}: not a signature this package writes ({error})"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        msg = f"{file}: not a signature this package writes ({type(error).__name__})"
         raise ArtifactError(msg) from None
     try:
         key.verify(signature, (Path(artifact) / MANIFEST_FILE).read_bytes())

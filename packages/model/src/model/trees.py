@@ -226,7 +226,7 @@ def _depth(children: np.ndarray, roots: np.ndarray, leaf: np.ndarray) -> int:
         if depth > MAX_DEPTH:
             msg = f"compiled trees: deeper than {MAX_DEPTH} levels, or a cycle"
             raise ValueError(msg)
-        frontier = children[frontier].ravel()
+        frontier = np.unique(children[frontier])  # a node reached twice is walked once
         frontier = frontier[~leaf[frontier]]
     return depth
 

@@ -185,8 +185,16 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     score = commands.add_parser("score", help="score a CSV or Parquet file into another")
-    score.add_argument("input", type=Path, help="CSV or Parquet file to score")
-    score.add_argument("output", type=Path, help="CSV or Parquet file to write (by extension)")
+    score.add_argument(
+        "input",
+        type=Path,
+        help="CSV or Parquet file to score (with --engine dask: also a dataset folder or a glob)",
+    )
+    score.add_argument(
+        "output",
+        type=Path,
+        help="CSV or Parquet file to write, by extension (with --engine dask: a dataset folder)",
+    )
     _setting_flags(score, ["artifact", "public_key"])
     score.add_argument(
         "--chunk-rows",

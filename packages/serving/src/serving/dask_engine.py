@@ -34,6 +34,7 @@ from pathlib import Path
 from model import Artifact, ArtifactError, load_artifact_or_default
 from serving.batch import BatchSummary, score_file
 from serving.exceptions import TableError
+from serving.tabular import process_alive
 
 INSTALL = (
     "the Dask engine needs Dask: install the serving[dask] extra "
@@ -138,14 +139,27 @@ def rejects_dir(output: Path) -> Path:
 
 
 def _check_outputs(output: Path, files: list[Path]) -> None:
-    """Refuse an output that is an input, or that holds anything but an earlier dataset."""
+    """Refuse an output that is an input, a file, or a folder holding anything but an earlier
+    dataset of this command."""
     for target in (output, rejects_dir(output)):
-        if target.exists() and not (target / PARTS).is_file() and any(target.iterdir()):
+        if target.exists() and not target.is_dir():
+            msg = f"{target}: exists and is not a folder; the Dask engine writes a dataset folder"
+            raise TableError(msg)
+        if target.is_dir() and not (target / PARTS).is_file() and any(target.iterdir()):
             msg = f"{target}: exists and is not a dataset this command wrote; not replacing it"
             raise TableError(msg)
-        if target.is_file() or any(f.resolve().is_relative_to(target.resolve()) for f in files):
+        if any(f.is_relative_to(target.resolve()) for f in files):
             msg = f"{target}: would hold or replace the input; choose another output"
             raise TableError(msg)
+
+
+def _reclaim(output: Path) -> None:
+    """Remove the staging folders of earlier runs to ``output`` whose process is gone (a
+    killed run's leftovers)."""
+    for stale in output.parent.glob(f".{glob.escape(output.name)}.partial-*"):
+        pid = stale.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)) and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -169,16 +183,19 @@ def score_dataset(
     """Score every input file on Dask into the dataset ``output`` (see the module docstring)."""
     try:
         from distributed import Client, LocalCluster  # noqa: PLC0415 - the optional extra
+        from distributed.scheduler import KilledWorker  # noqa: PLC0415
     except ImportError:
         raise TableError(INSTALL) from None
-    files = input_files(source)
+    files = [path.resolve() for path in input_files(source)]  # workers may run elsewhere
+    output = output.resolve()
     _check_outputs(output, files)
+    _reclaim(output)
     started = time.perf_counter()
     staging = output.with_name(f".{output.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
     (staging / "out").mkdir(parents=True)
     (staging / "rejects").mkdir()
     digest = manifest_digest(artifact)
-    key = None if public_key is None else str(public_key)
+    key = None if public_key is None else str(public_key.resolve())
     cluster = None
     try:
         if scheduler is None:
@@ -194,7 +211,7 @@ def score_dataset(
                     score_part,
                     str(path),
                     str(staging / "out" / f"part-{index:05d}.parquet"),
-                    artifact=str(artifact.path),
+                    artifact=str(artifact.path.resolve()),
                     digest=digest,
                     public_key=key,
                     chunk_rows=chunk_rows,
@@ -206,6 +223,9 @@ def score_dataset(
             ]
             parts: list[Part] = client.gather(futures)  # the first failure is raised here
         return _publish(parts, staging, output, started)
+    except (OSError, TimeoutError, KilledWorker) as error:  # a scheduler or a worker lost
+        msg = f"the Dask run failed, nothing was written: {type(error).__name__}: {error}"
+        raise TableError(msg) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if cluster is not None:

@@ -32,8 +32,6 @@ REQUIRED = (
     + "}"
 )
 CONTENT_TYPES = ["text/csv", "application/json"]
-PROTOCOL_VERSION = "2.22.0"
-"""The MLflow version whose scoring protocol this follows (``GET /version``)."""
 
 
 class MlflowError(Exception):
@@ -65,8 +63,9 @@ def media_type(content_type: str | None) -> tuple[str, str | None]:
     return parts[0].lower(), None
 
 
-def records_from_json(body: bytes) -> list[Any]:
-    """The records a JSON scoring request holds, in any of MLflow's four forms."""
+def records_from_json(body: bytes, limit: int) -> list[Any]:
+    """The records a JSON scoring request holds, in any of MLflow's four forms (refused, 413,
+    beyond ``limit`` records: before they are built)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as error:
@@ -88,9 +87,11 @@ def records_from_json(body: bytes) -> list[Any]:
         raise MlflowError(msg, code="INVALID_PARAMETER_VALUE")
     form, value = given[0], data[given[0]]
     if form == "dataframe_split":
-        return _split(value)
+        return _split(value, limit)
     if isinstance(value, dict) and form in {"instances", "inputs"}:
-        return _columns(value, form)
+        return _columns(value, form, limit)
+    if isinstance(value, list) and len(value) > limit:
+        raise _too_many(limit)
     if isinstance(value, list) and all(isinstance(r, dict) for r in value):
         return value
     msg = f"'{form}' must be a list of records (JSON objects)"
@@ -98,7 +99,11 @@ def records_from_json(body: bytes) -> list[Any]:
     raise MlflowError(msg)
 
 
-def _split(value: Any) -> list[Any]:  # noqa: ANN401 - untrusted JSON
+def _too_many(limit: int) -> MlflowError:
+    return MlflowError(f"too many records: at most {limit} per request", 413)
+
+
+def _split(value: Any, limit: int) -> list[Any]:  # noqa: ANN401 - untrusted JSON
     """``{"columns": [...], "data": [[...], ...]}`` (an ``index`` is allowed and unused)."""
     if not isinstance(value, dict) or not set(value) <= {"columns", "data", "index"}:
         msg = "'dataframe_split' must be an object with 'columns' and 'data' (and 'index')"
@@ -107,6 +112,8 @@ def _split(value: Any) -> list[Any]:  # noqa: ANN401 - untrusted JSON
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         msg = "'dataframe_split.columns' must be a list of column names"
         raise MlflowError(msg)
+    if isinstance(rows, list) and len(rows) > limit:
+        raise _too_many(limit)
     if not isinstance(rows, list) or not all(
         isinstance(r, list) and len(r) == len(columns) for r in rows
     ):
@@ -115,17 +122,19 @@ def _split(value: Any) -> list[Any]:  # noqa: ANN401 - untrusted JSON
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _columns(value: dict[str, Any], form: str) -> list[Any]:
+def _columns(value: dict[str, Any], form: str, limit: int) -> list[Any]:
     """``{"column": [v, ...], ...}``: columns of one length become records."""
     lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
     if -1 in lengths or len(lengths) > 1:
         msg = f"'{form}' as an object must map each column to a list, all of one length"
         raise MlflowError(msg)
     n_rows = lengths.pop() if lengths else 0
+    if n_rows > limit:
+        raise _too_many(limit)
     return [{name: cells[i] for name, cells in value.items()} for i in range(n_rows)]
 
 
-def records_from_csv(body: bytes) -> list[Any]:
+def records_from_csv(body: bytes, limit: int) -> list[Any]:
     """The rows of a ``text/csv`` body with a header, every cell as its exact text (the rule
     for CSV files: ``features.read_table``), as records. pyarrow is imported on first use."""
     import pyarrow as pa  # noqa: PLC0415 - keeps the service's start-up lean
@@ -143,6 +152,8 @@ def records_from_csv(body: bytes) -> list[Any]:
         msg += "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
         msg += f"method. Error: '{error}'"
         raise MlflowError(msg) from None
+    if table.num_rows > limit:
+        raise _too_many(limit)
     return list(table.to_pylist())
 
 
@@ -224,7 +235,12 @@ def add_routes(app: FastAPI, door: Door) -> None:
 
     def invoke(body: bytes, media: str, state: dict[str, Any]) -> Response:
         try:
-            records = records_from_csv(body) if media == "text/csv" else records_from_json(body)
+            limit = door.reader.max_records
+            records = (
+                records_from_csv(body, limit)
+                if media == "text/csv"
+                else records_from_json(body, limit)
+            )
             if not records:
                 msg = "no records to score"
                 raise MlflowError(msg)  # noqa: TRY301 - answered just below

@@ -55,8 +55,10 @@ class InferenceError(Exception):
         self.message, self.status = message, status
 
     def response(self) -> Response:
-        """The protocol's error answer."""
-        return JSONResponse({"error": self.message}, self.status)
+        """The protocol's error answer, as ASCII JSON: text a client sent (an input's name,
+        even a lone surrogate) is always encodable."""
+        body = json.dumps({"error": self.message})
+        return Response(body, self.status, media_type="application/json")
 
 
 def datatype(schema: dict[str, Any]) -> str:
@@ -91,9 +93,9 @@ def model_metadata(door: Door) -> dict[str, Any]:
     }
 
 
-def parse(body: bytes, header_length: str | None) -> dict[str, Any]:
+def parse(body: bytes, header_length: str | None, limit: int) -> dict[str, Any]:
     """The request's JSON header, with binary tensors (the binary extension) put in place as
-    ``data`` lists."""
+    ``data`` lists (refused, 413, beyond ``limit`` rows: before they are built)."""
     size = len(body)
     if header_length is not None:
         try:
@@ -128,7 +130,7 @@ def parse(body: bytes, header_length: str | None) -> dict[str, Any]:
             if not isinstance(binary, int) or binary < 0 or offset + binary > len(body):
                 msg = f"input {tensor.get('name')!r}: bad binary_data_size"
                 raise InferenceError(msg)
-            tensor["data"] = _from_bytes(body[offset : offset + binary], tensor)
+            tensor["data"] = _from_bytes(body[offset : offset + binary], tensor, limit)
             offset += binary
     if offset != len(body):
         msg = "the body holds more binary data than the inputs announce"
@@ -136,7 +138,7 @@ def parse(body: bytes, header_length: str | None) -> dict[str, Any]:
     return request
 
 
-def _from_bytes(raw: bytes, tensor: dict[str, Any]) -> list[Any]:
+def _from_bytes(raw: bytes, tensor: dict[str, Any], limit: int) -> list[Any]:
     kind = tensor.get("datatype")
     if not isinstance(kind, str):
         msg = f"input {tensor.get('name')!r}: datatype must be a string"
@@ -148,16 +150,27 @@ def _from_bytes(raw: bytes, tensor: dict[str, Any]) -> list[Any]:
                 msg = f"input {tensor.get('name')!r}: truncated BYTES element"
                 raise InferenceError(msg)
             (length,) = struct.unpack_from("<I", raw, at)
+            if at + 4 + length > len(raw):
+                msg = f"input {tensor.get('name')!r}: truncated BYTES element"
+                raise InferenceError(msg)
             cells.append(raw[at + 4 : at + 4 + length].decode("utf-8", errors="replace"))
             at += 4 + length
+            if len(cells) > limit:
+                raise _too_many(limit)
         return cells
     if kind not in NUMPY_TYPES or len(raw) % np.dtype(NUMPY_TYPES[kind]).itemsize:
         msg = f"input {tensor.get('name')!r}: binary data of datatype {kind!r}"
         raise InferenceError(msg)
+    if len(raw) // np.dtype(NUMPY_TYPES[kind]).itemsize > limit:
+        raise _too_many(limit)
     return list(np.frombuffer(raw, dtype=NUMPY_TYPES[kind]).tolist())
 
 
-def _cells(tensor: dict[str, Any]) -> tuple[str, list[Any]]:
+def _too_many(limit: int) -> InferenceError:
+    return InferenceError(f"too many records: at most {limit} per request", 413)
+
+
+def _cells(tensor: dict[str, Any], limit: int) -> tuple[str, list[Any]]:
     """An input's name and its values, flattened, checked against its shape and datatype."""
     name, kind, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str):
@@ -172,6 +185,8 @@ def _cells(tensor: dict[str, Any]) -> tuple[str, list[Any]]:
     if len(shape) not in {1, 2} or (len(shape) == 2 and shape[1] != 1):
         msg = f"input {name!r}: shape must be [n] or [n, 1] (one column)"
         raise InferenceError(msg)
+    if shape[0] > limit:
+        raise _too_many(limit)
     flat = _flatten(data, name)
     if len(flat) != shape[0]:
         msg = f"input {name!r}: shape {shape} but {len(flat)} values"
@@ -196,9 +211,9 @@ def _flatten(data: Any, name: str) -> list[Any]:  # noqa: ANN401 - untrusted JSO
     return data
 
 
-def records(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """One record per row of the inputs (columns of one length)."""
-    columns = dict(_cells(tensor) for tensor in request["inputs"])
+def records(request: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """One record per row of the inputs (columns of one length, at most ``limit``)."""
+    columns = dict(_cells(tensor, limit) for tensor in request["inputs"])
     if len(columns) != len(request["inputs"]):
         msg = "two inputs have the same name"
         raise InferenceError(msg)
@@ -351,9 +366,10 @@ def add_routes(app: FastAPI, door: Door) -> None:
 
     def infer(body: bytes, header: str | None, state: dict[str, Any]) -> Response:
         try:
-            request = parse(body, header)
+            limit = door.reader.max_records
+            request = parse(body, header, limit)
             wanted = _requested(request, artifact.classes)
-            valid = door.reader.check(records(request))
+            valid = door.reader.check(records(request, limit))
             if isinstance(valid, Problems):
                 door.metrics.rejected.inc(valid.records)
                 raise refusal(valid)

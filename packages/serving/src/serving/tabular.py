@@ -111,7 +111,8 @@ def neutralised(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
     return pc.if_else(_risky(column), pc.binary_join_element_wise(quote, column, nothing), column)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (whoever owns it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -178,7 +179,7 @@ class AtomicWriter:
         pattern = f".{glob.escape(self.path.name)}.*.partial"
         for stale in self.path.parent.glob(pattern):
             pid = stale.name[len(self.path.name) + 2 :].split(".", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 stale.unlink(missing_ok=True)
 
     def write(self, table: pa.Table) -> None:
