@@ -65,14 +65,6 @@ def version_of(name: str, root: Path = ROOT) -> Version:
     return Version(workspace.pyproject(name, root)["project"]["version"])
 
 
-def sibling_requirements(name: str, root: Path = ROOT) -> list[Requirement]:
-    """The member's requirements on other members."""
-    requirements = [
-        Requirement(r) for r in workspace.pyproject(name, root)["project"]["dependencies"]
-    ]
-    return [r for r in requirements if r.name in workspace.members(root)]
-
-
 def compatible_range(version: Version) -> str:
     """``>=0.2,<0.3`` for 0.x (a minor is a breaking release), ``>=1.2,<2`` from 1.0 on."""
     major, minor = version.release[0], version.release[1] if len(version.release) > 1 else 0
@@ -297,7 +289,9 @@ def check_versions_bumped(root: Path = ROOT) -> list[str]:
             continue
         changed = (
             subprocess.run(
-                ["git", "diff", "--quiet", tag, "--", f"packages/{name}"], cwd=root, check=False
+                ["git", "diff", "--quiet", tag, "--", workspace.members(root)[name]],
+                cwd=root,
+                check=False,
             ).returncode
             != 0
         )

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
-from serving.app import INLINE_BODY_BYTES
+from serving.door import INLINE_BODY_BYTES
 from serving.testing import ServerProcess
 
 from .conftest import RECORD, ROOT, predicted, records_of

@@ -22,9 +22,9 @@ from starlette.exceptions import HTTPException
 
 import serving
 from features import ValidRows, edge_records, validate
-from model import Artifact, load_artifact_or_default
+from model import Artifact, Prediction, load_artifact_or_default
 from serving import mlflow_protocol, open_inference
-from serving.door import INLINE_BODY_BYTES, Door
+from serving.door import Door
 from serving.observability import (
     STATE_KEY,
     Metrics,
@@ -71,9 +71,8 @@ def load(settings: Settings) -> Artifact:
     return load_artifact_or_default(settings.artifact, settings.public_key)
 
 
-def predict_items(artifact: Artifact, valid: ValidRows) -> list[PredictionItem]:
-    """Predict every validated record, in order."""
-    predicted = artifact.predict(valid)
+def predict_items(artifact: Artifact, predicted: Prediction) -> list[PredictionItem]:
+    """Each record's prediction, in order, as ``/v1/predict`` answers it."""
     labels, proba = predicted.labels, predicted.probabilities
     if proba is None:
         return [PredictionItem(prediction=float(p)) for p in labels.tolist()]
@@ -94,14 +93,13 @@ def _error(
     return Response(json.dumps(body.model_dump()), status, media_type="application/json")
 
 
-def _invalid(problems: Problems, metrics: Metrics) -> Response:
+def _invalid(problems: Problems) -> Response:
     """The refusal as the service's error shape: 400 malformed JSON, 413 too many records, 422
     invalid records with the first :data:`MAX_ERROR_ITEMS` problems and their total."""
     items = [
         ErrorItem(record=record, field=field, message=message)
         for record, field, message in problems.items[:MAX_ERROR_ITEMS]
     ]
-    metrics.rejected.inc(problems.records)
     return _error(problems.status, problems.error, items, total=problems.total)
 
 
@@ -123,15 +121,16 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     artifact = artifact or load(settings)
     metrics = Metrics()
     reader = RequestReader(artifact.spec, settings.max_records)
-    inline = artifact.numpy_only
     request_model = reader.model
     manifest = artifact.manifest
     ready = asyncio.Event()
+    door = Door(artifact, reader, metrics, ready)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            check = await run_in_threadpool(predict_items, artifact, _self_check_rows(artifact))
+            rows = _self_check_rows(artifact)
+            check = await run_in_threadpool(lambda: predict_items(artifact, artifact.predict(rows)))
             if len(check) != 1:
                 raise RuntimeError(check)  # noqa: TRY301 - logged just below
         except Exception:
@@ -165,7 +164,7 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
         items: list[Item] = [
             (None, ".".join(map(str, e["loc"])) or None, str(e["msg"])) for e in exc.errors()
         ]
-        return _invalid(Problems(422, "invalid input", items, len(items)), metrics)
+        return _invalid(Problems(422, "invalid input", items, len(items)))
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> Response:
@@ -209,13 +208,11 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
 
     def respond(body: bytes, state: dict[str, Any]) -> Response:
         """Parse, validate and predict (in a worker thread unless the body is small and the
-        model NumPy-only, see :data:`INLINE_BODY_BYTES`)."""
-        valid = reader.read(body)
-        if isinstance(valid, Problems):
-            return _invalid(valid, metrics)
-        state["records"] = len(valid)
-        items = predict_items(artifact, valid)
-        metrics.predictions.inc(len(items))
+        model NumPy-only, see :data:`serving.door.INLINE_BODY_BYTES`)."""
+        predicted = door.predict(reader.read(body), state)
+        if isinstance(predicted, Problems):
+            return _invalid(predicted)
+        items = predict_items(artifact, predicted)
         answer = PredictResponse(
             model=manifest.model_name, version=manifest.model_version, predictions=items
         )
@@ -245,15 +242,12 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
         if not _is_json(request.headers.get("content-type")):
             return _error(415, "unsupported content type: send JSON (application/json)")
         body = await request.body()
-        if inline and len(body) <= INLINE_BODY_BYTES:  # less work than a thread hand-off
-            return respond(body, request.scope[STATE_KEY])
-        return await run_in_threadpool(respond, body, request.scope[STATE_KEY])
+        return await door.handle(body, respond, request.scope[STATE_KEY])
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def get_metrics() -> Response:
         return Response(generate_latest(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
-    door = Door(artifact, reader, metrics, ready)
     mlflow_protocol.add_routes(app, door)
     open_inference.add_routes(app, door)
     _document_request(app, request_model)

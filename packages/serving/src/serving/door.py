@@ -1,14 +1,20 @@
 """What every protocol's routes share: the artifact, the one request check, the metrics, the
-readiness flag, and whether a small body may be handled on the event loop."""
+readiness flag; the step from checked records to a prediction; and where a body is handled."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from model import Artifact
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from features import ValidRows
+from model import Artifact, Prediction
 from serving.observability import Metrics
-from serving.schemas import RequestReader
+from serving.schemas import Problems, RequestReader
 
 INLINE_BODY_BYTES = 2048
 """With a NumPy-only model, bodies up to this size are parsed, validated and predicted on the
@@ -26,7 +32,27 @@ class Door:
     metrics: Metrics
     ready: asyncio.Event
 
-    @property
-    def inline(self) -> bool:
-        """Whether small bodies are handled on the event loop (a NumPy-only model)."""
-        return self.artifact.numpy_only
+    def predict(
+        self, checked: ValidRows | Problems, state: dict[str, Any]
+    ) -> Prediction | Problems:
+        """The prediction for records that passed the check, counted in the metrics and the
+        request's log line; or the refusal, its records counted as rejected."""
+        if isinstance(checked, Problems):
+            self.metrics.rejected.inc(checked.records)
+            return checked
+        state["records"] = len(checked)
+        predicted = self.artifact.predict(checked)
+        self.metrics.predictions.inc(len(checked))
+        return predicted
+
+    async def handle(
+        self,
+        body: bytes,
+        work: Callable[..., Response],
+        *args: Any,  # noqa: ANN401
+    ) -> Response:
+        """``work(body, *args)`` on the event loop when the body is small and the model
+        NumPy-only (see :data:`INLINE_BODY_BYTES`), else in a worker thread."""
+        if self.artifact.numpy_only and len(body) <= INLINE_BODY_BYTES:
+            return work(body, *args)
+        return await run_in_threadpool(work, body, *args)

@@ -17,10 +17,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from features import edge_records
-from serving.door import INLINE_BODY_BYTES, Door
+from serving.door import Door
 from serving.observability import STATE_KEY
 from serving.schemas import Problems
 
@@ -159,21 +158,8 @@ def records_from_csv(body: bytes, limit: int) -> list[Any]:
 
 def refusal(problems: Problems) -> MlflowError:
     """The contract's refusal (invalid records and why) in MLflow's shape."""
-    reasons = "; ".join(
-        " ".join(
-            part
-            for part in (
-                f"record {record}" if record is not None else "",
-                f"field {field}" if field is not None else "",
-            )
-            if part
-        )
-        + f": {message}"
-        for record, field, message in problems.items
-    )
-    more = f" ({problems.total} problems in all)" if problems.total > len(problems.items) else ""
     status = 413 if problems.status == 413 else 400
-    return MlflowError(f"{problems.error}: {reasons}{more}" if reasons else problems.error, status)
+    return MlflowError(problems.message("record", "field"), status)
 
 
 PREDICTIONS = {
@@ -244,15 +230,12 @@ def add_routes(app: FastAPI, door: Door) -> None:
             if not records:
                 msg = "no records to score"
                 raise MlflowError(msg)  # noqa: TRY301 - answered just below
-            valid = door.reader.check(records)
-            if isinstance(valid, Problems):
-                door.metrics.rejected.inc(valid.records)
-                raise refusal(valid)
+            predicted = door.predict(door.reader.check(records), state)
+            if isinstance(predicted, Problems):
+                raise refusal(predicted)
         except MlflowError as error:
             return Response(error.body(), error.status, media_type="application/json")
-        state["records"] = len(valid)
-        labels = door.artifact.predict(valid).labels.tolist()
-        door.metrics.predictions.inc(len(labels))
+        labels = predicted.labels.tolist()
         return Response(json.dumps({"predictions": labels}), media_type="application/json")
 
     @app.post(
@@ -272,10 +255,7 @@ def add_routes(app: FastAPI, door: Door) -> None:
         if refused is not None:
             return Response(refused, 415, media_type="text/plain")
         body = await request.body()
-        state = request.scope[STATE_KEY]
-        if door.inline and len(body) <= INLINE_BODY_BYTES:
-            return invoke(body, media, state)
-        return await run_in_threadpool(invoke, body, media, state)
+        return await door.handle(body, invoke, media, request.scope[STATE_KEY])
 
     # MLflow labels these two bodies application/json, though neither is JSON; text/plain here.
     text = {"content": {"text/plain": {"schema": {"type": "string"}}}}

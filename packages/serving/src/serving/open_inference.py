@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 import serving
 from features import edge_records
 from model import Prediction
-from serving.door import INLINE_BODY_BYTES, Door
+from serving.door import Door
 from serving.observability import STATE_KEY
 from serving.schemas import Problems
 
@@ -246,15 +245,7 @@ def _requested(request: dict[str, Any], classes: list[str]) -> list[str]:
 
 def refusal(problems: Problems) -> InferenceError:
     """The contract's refusal (invalid rows and why) as the protocol's error."""
-    reasons = "; ".join(
-        f"{'row ' + str(row) + ' ' if row is not None else ''}"
-        f"{'input ' + field + ': ' if field is not None else ''}{message}"
-        for row, field, message in problems.items
-    )
-    more = f" ({problems.total} problems in all)" if problems.total > len(problems.items) else ""
-    return InferenceError(
-        f"{problems.error}: {reasons}{more}", 413 if problems.status == 413 else 400
-    )
+    return InferenceError(problems.message("row", "input"), 413 if problems.status == 413 else 400)
 
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
@@ -369,15 +360,11 @@ def add_routes(app: FastAPI, door: Door) -> None:
             limit = door.reader.max_records
             request = parse(body, header, limit)
             wanted = _requested(request, artifact.classes)
-            valid = door.reader.check(records(request, limit))
-            if isinstance(valid, Problems):
-                door.metrics.rejected.inc(valid.records)
-                raise refusal(valid)
+            predicted = door.predict(door.reader.check(records(request, limit)), state)
+            if isinstance(predicted, Problems):
+                raise refusal(predicted)
         except InferenceError as error:
             return error.response()
-        state["records"] = len(valid)
-        predicted = artifact.predict(valid)
-        door.metrics.predictions.inc(len(valid))
         answer = _answer(door, predicted, wanted, str(request.get("id", "")))
         return Response(json.dumps(answer), media_type="application/json")
 
@@ -388,10 +375,7 @@ def add_routes(app: FastAPI, door: Door) -> None:
             return error.response()
         body = await request.body()
         header = request.headers.get(HEADER_LENGTH)
-        state = request.scope[STATE_KEY]
-        if door.inline and len(body) <= INLINE_BODY_BYTES:
-            return infer(body, header, state)
-        return await run_in_threadpool(infer, body, header, state)
+        return await door.handle(body, infer, header, request.scope[STATE_KEY])
 
     async def model_route(request: Request) -> Response:
         try:

@@ -41,6 +41,24 @@ class Problems:
     total: int
     records: int = 0
 
+    def message(self, record_word: str, field_word: str) -> str:
+        """The refusal on one line, in a protocol's words: ``invalid input: record 0 field
+        sex: category not allowed ...; ...`` (and how many problems in all, when more)."""
+        reasons = "; ".join(
+            " ".join(
+                part
+                for part in (
+                    f"{record_word} {record}" if record is not None else "",
+                    f"{field_word} {field}" if field is not None else "",
+                )
+                if part
+            )
+            + f": {message}"
+            for record, field, message in self.items
+        )
+        more = f" ({self.total} problems in all)" if self.total > len(self.items) else ""
+        return f"{self.error}: {reasons}{more}" if reasons else self.error
+
 
 class RequestReader:
     """Parse and validate a ``/v1/predict`` body with the spec's one validator
