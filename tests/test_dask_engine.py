@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 
 from model import Artifact, TrainConfig, load_artifact, save_result, train
 from serving import score_file
@@ -85,6 +85,30 @@ def test_a_file_that_fails_leaves_nothing_at_the_output(
     assert not output.exists()
     assert not output.with_name("scores.rejects").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["penguins"]
+
+
+def test_a_failure_stops_the_running_tasks_before_it_returns(
+    artifact: Artifact, tmp_path: Path
+) -> None:
+    """When one file fails while another is being scored, the run tells the running task to
+    stop and waits for it: once the error is raised, nothing of the run still runs on the
+    cluster (the workers outlive the run here), so nothing can write beside OUTPUT any more."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a-broken.parquet").write_bytes(b"PAR1 not really parquet")
+    pd.concat([PENGUINS] * 300).to_csv(inputs / "b-big.csv", index=False)  # ~2,000 chunks
+    output = tmp_path / "scores"
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        with pytest.raises(Exception, match=r"a-broken\.parquet"):
+            score_dataset(
+                artifact, inputs, output, scheduler=cluster.scheduler_address, chunk_rows=50
+            )
+        running = client.run(lambda dask_worker: dask_worker.state.executing_count)
+    assert running == dict.fromkeys(running, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
 def test_a_csv_glob_on_an_existing_scheduler(artifact: Artifact, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ extra; the local engine needs none of it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -41,6 +42,8 @@ INSTALL = (
     "(pip install 'serving[dask]', or uv sync --extra dask)"
 )
 PARTS = "_parts.json"
+STOP = "_stop"
+"""A file in the staging folder that tells every task to stop: another one failed."""
 SUFFIXES = {".csv", ".parquet"}
 
 
@@ -103,6 +106,10 @@ class Part:
     peak_rss_mib: float
 
 
+class Stopped(Exception):  # noqa: N818 - what happened, not an error of its own
+    """A task stopped because another task of the run failed."""
+
+
 def score_part(
     source: str,
     output: str,
@@ -113,13 +120,23 @@ def score_part(
     chunk_rows: int,
     keep: Sequence[str],
 ) -> Part:
-    """One task: score one input file with the local engine (runs on a worker)."""
+    """One task: score one input file with the local engine (runs on a worker). It stops,
+    before it starts and between chunks, once the run's staging folder holds :data:`STOP`."""
+    stop = Path(output).parent.parent / STOP
+
+    def go_on(_rows: int) -> None:
+        if stop.exists():
+            msg = f"{source}: stopped, another file of the run failed"
+            raise Stopped(msg)
+
+    go_on(0)
     summary = score_file(
         _worker_artifact(artifact, digest, public_key),
         Path(source),
         Path(output),
         chunk_rows=chunk_rows,
         keep=keep,
+        progress=go_on,
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return Part(
@@ -182,7 +199,7 @@ def score_dataset(
 ) -> DaskSummary:
     """Score every input file on Dask into the dataset ``output`` (see the module docstring)."""
     try:
-        from distributed import Client, LocalCluster  # noqa: PLC0415 - the optional extra
+        from distributed import Client, LocalCluster, wait  # noqa: PLC0415 - the optional extra
         from distributed.scheduler import KilledWorker  # noqa: PLC0415
     except ImportError:
         raise TableError(INSTALL) from None
@@ -221,7 +238,16 @@ def score_dataset(
                 )
                 for index, path in enumerate(files)
             ]
-            parts: list[Part] = client.gather(futures)  # the first failure is raised here
+            try:
+                parts: list[Part] = client.gather(futures)  # the first failure is raised here
+            except BaseException:
+                # Tasks still running would write into the staging folder removed below: tell
+                # them to stop and wait until none runs (a lost scheduler: nothing to wait for).
+                (staging / STOP).touch()
+                if client.status == "running":
+                    with contextlib.suppress(Exception):
+                        wait(futures)
+                raise
         return _publish(parts, staging, output, started)
     except (OSError, TimeoutError, KilledWorker) as error:  # a scheduler or a worker lost
         msg = f"the Dask run failed, nothing was written: {type(error).__name__}: {error}"
