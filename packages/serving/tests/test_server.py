@@ -6,10 +6,8 @@ import json
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ import pytest
 
 from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
 from serving.door import INLINE_BODY_BYTES
-from serving.testing import ServerProcess
+from serving.testing import ServerProcess, wait_until
 
 from .conftest import RECORD, ROOT, predicted, records_of
 
@@ -60,23 +58,62 @@ def test_concurrent_clients(
     assert [predictions for _, predictions in results] == expected
 
 
-SLOW_MODEL = """
-import time
-import model
+HOLD = """
+import pathlib
+import uuid
 
-_predict = model.Artifact.predict
+import {module}
+
+_original = {module}.{owner}.{method}
+_gate = pathlib.Path({gate!r})
 
 
-def _slow(self, valid):
-    if len(valid) > 1:  # not the one-record self-check
-        end = time.perf_counter() + {seconds}
-        while time.perf_counter() < end:  # busy, holding the GIL as model code can
+def _held(self, arg, *args, **kwargs):
+    if {condition}:
+        (_gate / f"started-{{uuid.uuid4().hex}}").touch()
+        while not (_gate / "release").exists():  # busy, holding the GIL as model code can
             pass
-    return _predict(self, valid)
+    return _original(self, arg, *args, **kwargs)
 
 
-model.Artifact.predict = _slow
+{module}.{owner}.{method} = _held
 """
+
+
+def holding(tmp_path: Path, target: str, condition: str) -> tuple[dict[str, str], Path]:
+    """The environment of a server in which ``target`` (``module.Owner.method``) holds, busy,
+    whenever ``condition`` holds of its first argument ``arg``: each such call first drops a
+    ``started-*`` file in the returned gate folder, and runs once ``release`` is there."""
+    module, owner, method = target.rsplit(".", 2)
+    gate = tmp_path / "gate"
+    hook = tmp_path / "hook"
+    gate.mkdir()
+    hook.mkdir()
+    code = HOLD.format(
+        module=module, owner=owner, method=method, gate=str(gate), condition=condition
+    )
+    (hook / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}, gate
+
+
+def answered_while_held(
+    live: ServerProcess, gate: Path, calls: list[tuple[str, Any]]
+) -> list[tuple[int, Any]]:
+    """Send ``calls`` at once, wait until each is held in the server, check /health answers
+    while they all are, then release them; their answers. Were a call handled on the event
+    loop, the loop would be held: the next call never starts, /health never answers."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        held = [pool.submit(live.request, path, body) for path, body in calls]
+        try:
+            wait_until(
+                lambda: len(list(gate.glob("started-*"))) == len(calls),
+                f"{len(calls)} calls held in the server",
+            )
+            assert live.request("/health") == (200, {"status": "ok"})
+            assert not any(call.done() for call in held)
+        finally:
+            (gate / "release").touch()
+        return [call.result() for call in held]
 
 
 def forest(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -104,37 +141,18 @@ def test_liveness_while_slow_predictions_run(
     model: str,
     rows: int,
 ) -> None:
-    """Prediction runs off the event loop: while two predictions each keep a CPU busy for
-    2 s (a hook in the server process makes them slow), /health answers in well under that.
-    Only a small body for a NumPy-only model is handled on the loop (it takes ~0.1 ms)."""
+    """Prediction runs off the event loop: while two predictions are held busy in the server
+    (a hook in the server process), /health answers. Only a small body for a NumPy-only model
+    is handled on the loop (it takes ~0.1 ms)."""
     path = artifact_path if model == "numpy" else forest(tmp_path_factory)
     assert load_artifact(path).numpy_only is (model == "numpy")
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_MODEL.format(seconds=2.0))
-    env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    env, gate = holding(tmp_path, "model.Artifact.predict", "len(arg) > 1")  # not the self-check
     records = {"records": records_of(penguins.head(rows), artifact.spec.feature_names)}
     assert (len(json.dumps(records)) <= INLINE_BODY_BYTES) is (rows == 2)
-    with (
-        ServerProcess(["--artifact", str(path)], log=tmp_path / "s.log", env=env) as live,
-        ThreadPoolExecutor(max_workers=2) as pool,
-    ):
-
-        def timed_predict() -> float:
-            started = time.perf_counter()
-            assert live.request("/v1/predict", records)[0] == 200
-            return time.perf_counter() - started
-
-        slow = [pool.submit(timed_predict) for _ in range(2)]
-        time.sleep(0.3)
-        latencies = []
-        while not all(f.done() for f in slow):
-            latencies.append(_timed_health(live))
-            time.sleep(0.05)
-        durations = [f.result() for f in slow]
-    assert min(durations) >= 2.0  # the hook worked: a health check queued behind it would fail
-    assert len(latencies) >= 10
-    assert max(latencies) < 0.5, latencies
+    with ServerProcess(["--artifact", str(path)], log=tmp_path / "s.log", env=env) as live:
+        answers = answered_while_held(live, gate, [("/v1/predict", records)] * 2)
+    assert [status for status, _ in answers] == [200, 200]
+    assert [len(body["predictions"]) for _, body in answers] == [rows, rows]
 
 
 def test_json_access_log(server: ServerProcess) -> None:
@@ -159,12 +177,6 @@ def test_start_up_without_an_artifact_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _timed_health(server: ServerProcess) -> float:
-    started = time.perf_counter()
-    assert server.request("/health") == (200, {"status": "ok"})
-    return time.perf_counter() - started
-
-
 def _connect(server: ServerProcess, data: bytes) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     if data:
@@ -172,9 +184,21 @@ def _connect(server: ServerProcess, data: bytes) -> socket.socket:
     return sock
 
 
+def _open(sock: socket.socket) -> bool:
+    """Whether the server has neither closed the connection nor answered on it yet."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # non-blocking: look, do not wait
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+
+
 def _closed_by_server(sock: socket.socket) -> bytes:
     """What the server sent before closing (b"" for nothing); fails if it keeps it open."""
-    sock.settimeout(10)
+    sock.settimeout(60)
     received = b""
     try:
         while chunk := sock.recv(4096):
@@ -187,9 +211,9 @@ def _closed_by_server(sock: socket.socket) -> bytes:
 def test_stalled_connections_are_closed_while_health_answers(
     artifact_path: Path, tmp_path: Path
 ) -> None:
-    """Silent and half-sent connections cannot hold the service: /health keeps answering
-    within 1 s while they are open, and the server closes them at its deadlines."""
-    env = {"SERVING_HEADER_TIMEOUT": "2", "SERVING_BODY_TIMEOUT": "2"}
+    """Silent and half-sent connections cannot hold the service: /health answers while they
+    are all open, and the server closes them at its deadlines."""
+    env = {"SERVING_HEADER_TIMEOUT": "10", "SERVING_BODY_TIMEOUT": "10"}
     with ServerProcess(
         ["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env
     ) as server:
@@ -203,47 +227,29 @@ def test_stalled_connections_are_closed_while_health_answers(
                 )
                 for _ in range(50)
             ]
-            started = time.monotonic()
-            latencies = [_timed_health(server) for _ in range(10)]
-            assert max(latencies) < 1.0, latencies
+            for _ in range(10):
+                assert server.request("/health") == (200, {"status": "ok"})
+            assert all(_open(sock) for sock in silent + half_head + half_body)
             for sock in silent + half_head:
                 assert _closed_by_server(sock) == b""
             for sock in half_body:
                 answer = _closed_by_server(sock)
                 assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
-                assert b"request body not received within 2 s" in answer
-            assert time.monotonic() - started < 8
-        assert _timed_health(server) < 1.0
+                assert b"request body not received within 10 s" in answer
+        assert server.request("/health") == (200, {"status": "ok"})
 
 
-def test_health_stays_prompt_while_a_client_sends_huge_bad_bodies(server: ServerProcess) -> None:
-    """One client looping on ~0.9 MB bodies of 84,000 unknown fields must not stall others:
-    their parsing and error list stay off the event loop and bounded."""
-    record = dict(RECORD)
-    noisy = {**record, **{f"u{i}": 0 for i in range(84)}}
-    body = json.dumps({"records": [noisy] * 1000}).encode()
-    answers: list[tuple[int, Any]] = []
-    stop = threading.Event()
-
-    def flood() -> None:
-        while not stop.is_set():
-            answers.append(server.request("/v1/predict", json.loads(body)))
-
-    thread = threading.Thread(target=flood)
-    thread.start()
-    try:
-        time.sleep(0.5)
-        latencies = []
-        for _ in range(30):
-            latencies.append(_timed_health(server))
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        thread.join()
-    status, answer = answers[0]
-    assert (status, answer["total"], len(answer["detail"])) == (422, 84_000, 100)
-    assert statistics.median(latencies) < 0.1, latencies
-    assert max(latencies) < 1.0, latencies
+def test_health_answers_while_huge_bad_bodies_are_read(artifact_path: Path, tmp_path: Path) -> None:
+    """~0.9 MB bodies of 84,000 unknown fields are read and refused off the event loop (while
+    two are held in the reader, /health answers), and the refusal is bounded."""
+    noisy = {**RECORD, **{f"u{i}": 0 for i in range(84)}}
+    body = {"records": [noisy] * 1000}
+    big = f"len(arg) > {INLINE_BODY_BYTES}"
+    env, gate = holding(tmp_path, "serving.schemas.RequestReader.read", big)
+    with ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env) as live:
+        answers = answered_while_held(live, gate, [("/v1/predict", body)] * 2)
+    for status, answer in answers:
+        assert (status, answer["total"], len(answer["detail"])) == (422, 84_000, 100)
 
 
 def test_early_answers_close_the_connection(artifact_path: Path, tmp_path: Path) -> None:
@@ -261,7 +267,7 @@ def test_early_answers_close_the_connection(artifact_path: Path, tmp_path: Path)
         }
         for status, request in requests.items():
             with _connect(live, request) as sock:
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + 60  # generous: the 408 comes after 1 s
                 answer = b""
                 sock.settimeout(0.2)
                 while time.monotonic() < deadline:  # keep feeding the body, as a hoarder would
@@ -289,9 +295,8 @@ def test_server_level_answers_are_counted_and_logged(artifact_path: Path, tmp_pa
     log = tmp_path / "s.log"
     with ServerProcess(["--artifact", str(artifact_path)], log=log, env=env) as live:
         with contextlib.ExitStack() as opened:
-            for _ in range(3):
+            for _ in range(3):  # accepted in the order they connect: the fourth is over the cap
                 opened.enter_context(_connect(live, b""))
-            time.sleep(0.2)
             with _connect(live, b"") as extra:
                 answer = _closed_by_server(extra)
         assert answer.startswith(b"HTTP/1.1 503 ")
@@ -319,11 +324,13 @@ def test_a_client_leaving_mid_body_is_not_a_server_error(
     with ServerProcess(["--artifact", str(artifact_path)], log=log) as live:
         head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
         with _connect(live, head + b"content-length: 1000\r\n\r\n" + b'{"rec'):
-            time.sleep(0.3)
-        time.sleep(0.5)
-        metrics = urllib.request.urlopen(f"{live.url}/metrics", timeout=10).read().decode()
-    assert 'route="/v1/predict",status="499"} 1.0' in metrics
-    assert 'status="500"' not in metrics
+            pass
+
+        def metrics() -> str:
+            return urllib.request.urlopen(f"{live.url}/metrics", timeout=30).read().decode()
+
+        wait_until(lambda: 'route="/v1/predict",status="499"} 1.0' in metrics(), "a 499")
+        assert 'status="500"' not in metrics()
     (entry,) = [
         json.loads(line) for line in log.read_text().splitlines() if '"/v1/predict"' in line
     ]
@@ -349,18 +356,26 @@ def test_docs_work_offline(server: ServerProcess) -> None:
 
 def test_metrics_add_up_every_worker(artifact_path: Path, tmp_path: Path) -> None:
     """With --workers 2, every scrape of /metrics reports the service's totals, whichever
-    worker answers it (each request on a new connection, so both workers take some)."""
+    worker answers it. Predictions are sent, each on a new connection, until both workers
+    have answered some (their process ids in the access log)."""
     args = ["--artifact", str(artifact_path), "--workers", "2"]
-    with ServerProcess(args, log=tmp_path / "workers.log") as server:
-        for _ in range(30):
-            status, _ = server.request("/v1/predict", {"records": [RECORD, RECORD]})
-            assert status == 200
+    log = tmp_path / "workers.log"
+    sent = 0
+
+    def both_predicted() -> bool:
+        nonlocal sent
+        status, _ = server.request("/v1/predict", {"records": [RECORD, RECORD]})
+        assert status == 200
+        sent += 1
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
+        return len({e["pid"] for e in lines if e.get("route") == "/v1/predict"}) == 2
+
+    with ServerProcess(args, log=log) as server:
+        wait_until(both_predicted, "both workers to answer a prediction", timeout=120)
         scrapes = []
         for _ in range(8):
             with urllib.request.urlopen(server.url + "/metrics", timeout=30) as response:
                 text = response.read().decode()
             (value,) = re.findall(r"^serving_predictions_total (\S+)$", text, re.M)
             scrapes.append(float(value))
-        log = (tmp_path / "workers.log").read_text()
-    assert scrapes == [60.0] * 8, scrapes
-    assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2, log
+    assert scrapes == [2.0 * sent] * 8, (scrapes, sent)

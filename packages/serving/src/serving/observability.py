@@ -79,6 +79,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which worker, when there are several
         }
         payload.update(getattr(record, "fields", None) or {"message": record.getMessage()})
         return json.dumps(payload, default=str)
