@@ -2,12 +2,14 @@
 give one clear verdict, the same at every door."""
 
 from decimal import Decimal
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from features import FeatureSpec, SpecError, record_model, validate
+from features import FeatureSpec, SpecError, read_table, record_model, validate
 
 SPEC = {
     "name": "edges",
@@ -59,6 +61,77 @@ def test_an_infinity_gets_the_same_reason_as_number_and_as_text() -> None:
         {**SPEC, "features": [{"name": "x", "kind": "numeric"}, SPEC["features"][1]]}
     )
     assert list(validate(unbounded, [{"x": "1e400", "code": 1}]).report) == [(0, "x", "not finite")]
+
+
+def test_an_integer_beyond_float_range_keeps_its_sign() -> None:
+    """JSON integers too large for a float are infinities of their own sign: the positive one
+    is above the maximum, the negative one (no minimum here) not finite, as their text is."""
+    as_number = verdicts([{"x": -(10**400), "code": 1}, {"x": 10**400, "code": 1}])
+    as_text = verdicts([{"x": "-1" + "0" * 400, "code": 1}, {"x": "1" + "0" * 400, "code": 1}])
+    assert as_number == as_text == [(0, "x", "not finite"), (1, "x", "above maximum 100")]
+    bounded = FeatureSpec.from_dict(
+        {**SPEC, "features": [{"name": "x", "kind": "numeric", "min": -100.0}, SPEC["features"][1]]}
+    )
+    assert list(validate(bounded, [{"x": -(10**400), "code": 1}]).report) == [
+        (0, "x", "below minimum -100")
+    ]
+
+
+SIGNED = FeatureSpec.from_dict(
+    {
+        "name": "signed",
+        "task": "regression",
+        "target": {"name": "y", "kind": "numeric"},
+        "features": [
+            {"name": "grade", "kind": "integer_categorical", "categories": [-2, -1, 1, 2]},
+            {"name": "x", "kind": "numeric", "min": -50.0, "max": 50.0},
+        ],
+    }
+)
+SIGNED_ROWS = [
+    {"grade": -1, "x": -7},
+    {"grade": 1, "x": 7},
+    {"grade": -2, "x": -50},
+    {"grade": 2, "x": -51},
+    {"grade": -3, "x": 3},
+]
+
+
+@pytest.mark.parametrize("door", ["records", "json text", "arrow", "frame", "csv"])
+def test_a_negative_integer_stays_negative_at_every_door(door: str, tmp_path: Path) -> None:
+    """Negative integers (JSON numbers or strings, Arrow integers, CSV text ``-7``) keep their
+    sign: ``-1`` is its own category, never ``1``; ``-7`` is not ``7``; ``-51`` is below the
+    minimum; ``-3`` (whose magnitude is not a category either) is not allowed."""
+    data: object = SIGNED_ROWS
+    if door == "json text":
+        data = [{name: str(value) for name, value in row.items()} for row in SIGNED_ROWS]
+    elif door == "arrow":
+        data = pa.Table.from_pylist(SIGNED_ROWS)
+    elif door == "frame":
+        data = pd.DataFrame(SIGNED_ROWS)
+    elif door == "csv":
+        path = tmp_path / "signed.csv"
+        path.write_text("grade,x\n" + "".join(f"{r['grade']},{r['x']}\n" for r in SIGNED_ROWS))
+        data = read_table(path, SIGNED)
+    result = validate(SIGNED, data)
+    assert list(result.report) == [
+        (3, "x", "below minimum -50"),
+        (4, "grade", "category not allowed (allowed: -2, -1, 1, 2)"),
+    ]
+    frame = result.valid.frame()
+    assert frame["grade"].tolist() == ["-1", "1", "-2"]
+    assert frame["x"].tolist() == [-7.0, 7.0, -50.0]
+
+
+def test_negative_text_stays_negative_beside_a_null_text() -> None:
+    """Text is parsed one way when every cell of a column is a number, another when one is a
+    null text (``NA``): a negative integer keeps its sign both ways."""
+    rows = [{"grade": "-1", "x": "-7"}, {"grade": "2", "x": "-51"}, {"grade": "NA", "x": "NA"}]
+    result = validate(SIGNED, rows)
+    assert list(result.report) == [(1, "x", "below minimum -50")]
+    frame = result.valid.frame()
+    assert frame["grade"].fillna("-").tolist() == ["-1", "-"]
+    np.testing.assert_array_equal(frame["x"], [-7.0, np.nan])
 
 
 def test_decimals_are_numbers_in_records_frames_and_arrow() -> None:

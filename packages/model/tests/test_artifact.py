@@ -430,12 +430,25 @@ def test_deeply_nested_compiled_form_is_refused(copy: Path) -> None:
     assert "nested too deeply" in str(info.value)
 
 
-@pytest.mark.parametrize("version", [True, 1.0, "1"])
+@pytest.mark.parametrize(
+    "version",
+    [
+        True,
+        1.0,
+        "1",
+        float(FORMAT_VERSION),  # equal to it, but not the integer
+        float(FORMAT_VERSION + 1),
+        str(FORMAT_VERSION),
+        f"{FORMAT_VERSION}.0",
+    ],
+    ids=repr,
+)
 def test_format_version_must_be_the_integer(copy: Path, version: object) -> None:
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["format_version"] = version
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="artifact format version"):
+    refusal = f"artifact format version {version!r} is not supported"
+    with pytest.raises(ArtifactError, match=re.escape(refusal)):
         load_artifact(copy)
 
 

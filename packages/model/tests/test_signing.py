@@ -121,3 +121,34 @@ def test_the_public_key_must_be_ed25519(copy: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(ArtifactError, match="not an Ed25519 public key"):
         load_artifact(copy, pem)
+
+
+@pytest.mark.parametrize(
+    ("broken", "parse_error"),
+    [
+        (MANIFEST_FILE, r"manifest\.json: not valid JSON"),
+        ("inference.json", r"inference\.json: malformed compiled model"),
+        ("pipeline.skops", r"pipeline\.skops: not a skops file"),
+    ],
+)
+def test_nothing_is_parsed_before_the_signature_verifies(
+    copy: Path, keys: dict[str, tuple[Path, Path]], broken: str, parse_error: str
+) -> None:
+    """A file that would fail to parse, in an artifact signed by another key: the refusal
+    names the signature, so the signature was checked before that file was parsed."""
+    (_, public), (other, _) = keys["ours"], keys["theirs"]
+    (copy / broken).write_text("{ not parsable", encoding="utf-8")
+    if broken != MANIFEST_FILE:  # the hashes made consistent again, as an attacker would
+        manifest = json.loads((copy / MANIFEST_FILE).read_text())
+        assert broken in manifest["files"]
+        manifest["files"][broken] = sha256_file(copy / broken)
+        (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    sign_artifact(copy, other)
+    with pytest.raises(ArtifactError, match=parse_error):  # what parsing it would say
+        load_artifact(copy)
+    with pytest.raises(ArtifactError) as refused:
+        load_artifact(copy, public)
+    message = str(refused.value)
+    assert "the signature does not verify with the public key" in message
+    assert "signed by another key" in message
+    assert broken not in message

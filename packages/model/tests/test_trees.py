@@ -110,3 +110,33 @@ def test_malformed_trees_are_refused(change, message: str) -> None:
     change(raw)
     with pytest.raises(ValueError, match=message):
         CompiledTrees.from_dict(raw)
+
+
+def three_class_boosting() -> dict:
+    estimator = HistGradientBoostingClassifier(max_iter=3, random_state=0)
+    compiled = compile_trees(estimator.fit(X, LABELS["three"]))
+    assert compiled is not None
+    return compiled.to_dict()
+
+
+def test_each_boosting_tree_writes_to_its_class_column() -> None:
+    """One tree per class and iteration, in class order: tree i adds to raw column i % 3."""
+    raw = three_class_boosting()
+    assert len(raw["baseline"]) == 3
+    assert raw["output"] == [0, 1, 2] * (len(raw["roots"]) // 3)
+
+
+@pytest.mark.parametrize(
+    ("column", "valid"), [(-2, False), (-1, False), (0, True), (2, True), (3, False), (4, False)]
+)
+def test_a_tree_output_column_must_be_one_of_the_outputs(column: int, valid: bool) -> None:
+    """Three outputs: columns 0 to 2 (limit-1) are valid; -1 and 3 (the limit) are refused."""
+    raw = three_class_boosting()
+    raw["output"][0] = column
+    if valid:
+        assert CompiledTrees.from_dict(raw).output[0] == column
+    else:
+        with pytest.raises(
+            ValueError, match="each tree's output column must be one of the outputs"
+        ):
+            CompiledTrees.from_dict(raw)

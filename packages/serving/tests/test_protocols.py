@@ -110,6 +110,35 @@ def test_mlflow_content_types(client: TestClient) -> None:
     assert broken.json()["error_code"] == "MALFORMED_REQUEST"
 
 
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("application/json; charset=UTF-8", 200),  # charset names are case-insensitive
+        ("application/json;charset=Utf-8", 200),
+        ("Application/JSON; charset=UTF-8", 200),  # so are media types
+        ("application/json; charset=latin-1", 415),
+        ("application/json; charset=UTF-16", 415),
+        ("application/json; charset=utf8", 415),
+    ],
+)
+def test_mlflow_charset_case(client: TestClient, content_type: str, status: int) -> None:
+    """UTF-8 is accepted whatever its case; another charset is MLflow's 415."""
+    answer = client.post(
+        "/invocations",
+        content=json.dumps({"dataframe_records": [RECORD]}),
+        headers={"content-type": content_type},
+    )
+    assert answer.status_code == status, answer.text
+    if status == 200:
+        assert answer.json() == {
+            "predictions": [v1(client, [RECORD])["predictions"][0]["prediction"]]
+        }
+    else:
+        assert answer.text == "The scoring server only supports UTF-8"
+
+
 def test_open_inference_health_metadata_and_infer(
     client: TestClient, penguins: pd.DataFrame, artifact: Artifact
 ) -> None:
@@ -291,6 +320,35 @@ def test_any_json_is_parsed_or_refused_by_the_protocols(body: Any) -> None:
         open_inference.records(open_inference.parse(raw, None, 1000), 1000)
     with contextlib.suppress(mlflow_protocol.MlflowError):
         mlflow_protocol.records_from_json(raw, 1000)
+
+
+MLFLOW_FORMS = ["dataframe_split", "dataframe_records", "instances", "inputs", "csv"]
+
+
+def mlflow_request(form: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``records`` as ``client.post`` arguments in one of MLflow's forms."""
+    if form == "csv":
+        csv = pd.DataFrame(records).to_csv(index=False)
+        return {"content": csv, "headers": {"content-type": "text/csv"}}
+    if form == "dataframe_split":
+        columns = list(records[0])
+        rows = [[r[c] for c in columns] for r in records]
+        return {"json": {form: {"columns": columns, "data": rows}}}
+    if form == "inputs":
+        return {"json": {form: {c: [r[c] for r in records] for c in records[0]}}}
+    return {"json": {form: records}}
+
+
+@pytest.mark.parametrize("form", MLFLOW_FORMS)
+def test_mlflow_row_limit_is_exact(client: TestClient, form: str) -> None:
+    """The client's limit is 50 records: 49 and 50 are scored, 51 is a 413, in every form."""
+    for n, status in ((49, 200), (50, 200), (51, 413)):
+        answer = client.post("/invocations", **mlflow_request(form, [RECORD] * n))
+        assert answer.status_code == status, (n, answer.text)
+        if status == 200:
+            assert len(answer.json()["predictions"]) == n
+        else:
+            assert answer.json()["message"] == "too many records: at most 50 per request"
 
 
 def test_rows_beyond_the_limit_are_refused_before_they_are_built(
