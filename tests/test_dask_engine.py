@@ -3,17 +3,22 @@ predictions, rejects, reasons and totals as the local engine, file by file; noth
 after a failure; an existing scheduler; a clear message without Dask installed."""
 
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
-from model import Artifact, TrainConfig, load_artifact, save_result, train
+from model import Artifact, ArtifactError, TrainConfig, load_artifact, save_result, train
 from serving import score_file
 from serving.dask_engine import PARTS, score_dataset
+from serving.exceptions import TableError
 
 from .conftest import ROOT
 
@@ -24,6 +29,13 @@ PENGUINS = pd.read_csv(ROOT / "data" / "penguins.csv").drop(columns=["year"])
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     result = train(TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml"))
     return load_artifact(save_result(result, tmp_path_factory.mktemp("dask") / "artifact"))
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """One cluster for the tests of what a run writes (each run has its own otherwise)."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
 
 
 @pytest.fixture
@@ -142,8 +154,11 @@ def test_the_command_and_its_refusals(artifact: Artifact, dataset: Path, tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert "356 input rows = 337 scored + 19 rejected" in done.stdout
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
     refused = subprocess.run(
-        [*command, str(dataset), str(dataset / "year=2007"), "--engine", "dask"],
+        [*command, str(dataset), str(mine), "--engine", "dask"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -166,3 +181,117 @@ def test_the_command_and_its_refusals(artifact: Artifact, dataset: Path, tmp_pat
     )
     assert without.returncode == 1
     assert "install the serving[dask] extra" in without.stderr
+
+
+def test_an_earlier_dataset_is_replaced_file_by_file(
+    artifact: Artifact, scheduler: str, dataset: Path, tmp_path: Path
+) -> None:
+    """A second run replaces exactly the files the first one listed: parts it no longer
+    writes go, and the rejects folder goes when nothing is rejected any more."""
+    output = tmp_path / "scores"
+    score_dataset(artifact, dataset, output, chunk_rows=1000, scheduler=scheduler)
+    first = sorted(p.name for p in output.iterdir())
+    assert first == [PARTS, *(f"part-{i:05d}.parquet" for i in range(4))]
+    assert output.with_name("scores.rejects").is_dir()
+    summary = score_dataset(
+        artifact, dataset / "year=2007", output, chunk_rows=1000, scheduler=scheduler
+    )
+    assert summary.rejects is None
+    assert sorted(p.name for p in output.iterdir()) == [PARTS, "part-00000.parquet"]
+    assert [p["input_rows"] for p in json.loads((output / PARTS).read_text())] == [150]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["penguins", "scores"]
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", ".hidden", "part-99999.parquet", "sub/"])
+def test_an_output_holding_other_files_is_refused_and_kept(
+    artifact: Artifact, scheduler: str, dataset: Path, tmp_path: Path, foreign: str
+) -> None:
+    """Nothing the command did not write is ever removed: an earlier dataset holding one
+    more file (even one named like a part) is refused, naming the file, and left as it was."""
+    output = tmp_path / "scores"
+    score_dataset(artifact, dataset / "year=2007", output, chunk_rows=1000, scheduler=scheduler)
+    if foreign.endswith("/"):
+        (output / foreign).mkdir()
+    else:
+        (output / foreign).write_text("mine")
+    before = sorted(p.name for p in output.iterdir())
+    with pytest.raises(
+        TableError, match=rf"holds files this command did not write \({foreign.rstrip('/')}\)"
+    ):
+        score_dataset(artifact, dataset, output, chunk_rows=1000, scheduler=scheduler)
+    assert sorted(p.name for p in output.iterdir()) == before
+    assert len(json.loads((output / PARTS).read_text())) == 1
+
+
+@pytest.mark.parametrize("inside", ["scores", "scores.rejects"])
+def test_an_output_holding_the_input_is_refused(
+    artifact: Artifact, scheduler: str, dataset: Path, tmp_path: Path, inside: str
+) -> None:
+    """Scoring files of an earlier dataset into that dataset (or its rejects) would replace
+    them while they are read: refused, even though the folder is one this command wrote."""
+    output = tmp_path / "scores"
+    score_dataset(artifact, dataset, output, chunk_rows=1000, scheduler=scheduler)
+    source = next((tmp_path / inside).glob("part-*.parquet"))
+    with pytest.raises(TableError, match="would hold or replace the input"):
+        score_dataset(artifact, source, output, chunk_rows=1000, scheduler=scheduler)
+    assert source.is_file()
+
+
+def test_an_input_named_twice_is_scored_once(
+    artifact: Artifact, scheduler: str, dataset: Path, tmp_path: Path
+) -> None:
+    (dataset / "year=2007" / "again.parquet").symlink_to(dataset / "year=2007" / "a.parquet")
+    summary = score_dataset(
+        artifact, dataset / "year=2007", tmp_path / "scores", chunk_rows=1000, scheduler=scheduler
+    )
+    assert summary.input_rows == 150
+
+
+def test_an_artifact_changed_since_the_run_started_is_refused(
+    artifact: Artifact, scheduler: str, dataset: Path, tmp_path: Path
+) -> None:
+    """Workers load the artifact from its path: if another model is there now than the one
+    the run started with, no task scores with it."""
+    moved = tmp_path / "model"
+    shutil.copytree(artifact.path, moved)
+    started_with = load_artifact(moved)
+    other = train(TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml"))
+    save_result(other, moved)  # the same config, saved again: another manifest
+    output = tmp_path / "scores"
+    with pytest.raises(ArtifactError, match="the artifact changed since the run started"):
+        score_dataset(started_with, dataset, output, chunk_rows=1000, scheduler=scheduler)
+    assert not output.exists()
+
+
+def _staging_of(output: Path, host: str, pid: int) -> Path:
+    staging = output.with_name(f".{output.name}.partial-{host}-{pid}-0a0b0c0d")
+    (staging / "out").mkdir(parents=True)
+    return staging
+
+
+def test_a_second_run_to_the_same_output_is_refused(
+    artifact: Artifact, scheduler: str, dataset: Path, tmp_path: Path
+) -> None:
+    """While a process of this host writes OUTPUT (its staging folder is there and it runs),
+    another run to it is refused; a dead process's staging folder is removed, another
+    host's is left alone."""
+    output = tmp_path / "scores"
+    host = socket.gethostname().replace("-", "_")
+    running = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        live = _staging_of(output, host, running.pid)
+        with pytest.raises(
+            TableError, match=rf"another run \(process {running.pid}\) is writing it"
+        ):
+            score_dataset(artifact, dataset, output, chunk_rows=1000, scheduler=scheduler)
+        assert not output.exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["penguins", live.name])
+    finally:
+        running.communicate(b"")
+    dead = live  # its process has ended now
+    elsewhere = _staging_of(output, "another_host", os.getpid())
+    score_dataset(artifact, dataset, output, chunk_rows=1000, scheduler=scheduler)
+    assert not dead.exists()
+    assert elsewhere.is_dir()

@@ -27,6 +27,7 @@ import os
 import resource
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,28 +156,67 @@ def rejects_dir(output: Path) -> Path:
     return output.with_name(f"{output.name}.rejects")
 
 
-def _check_outputs(output: Path, files: list[Path]) -> None:
-    """Refuse an output that is an input, a file, or a folder holding anything but an earlier
-    dataset of this command."""
+def _written(target: Path) -> set[str]:
+    """The files an earlier run of this command wrote at ``target`` (none when it does not
+    exist), read from its listing; refuse a target holding anything else."""
+    if not target.exists():
+        return set()
+    if not target.is_dir():
+        msg = f"{target}: exists and is not a folder; the Dask engine writes a dataset folder"
+        raise TableError(msg)
+    present = {entry.name for entry in target.iterdir()}
+    if not present:
+        return set()
+    try:
+        listing = json.loads((target / PARTS).read_text())
+        names = {PARTS} | {p[key] for p in listing for key in ("part", "rejects") if p[key]}
+    except (OSError, ValueError, TypeError, KeyError):
+        names = set()
+    if not names:
+        msg = f"{target}: exists and is not a dataset this command wrote; not replacing it"
+        raise TableError(msg)
+    foreign = sorted(present - names)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        msg = f"{target}: holds files this command did not write ({shown}); not replacing it"
+        raise TableError(msg)
+    return names & present
+
+
+def _check_outputs(output: Path, files: list[Path]) -> dict[Path, set[str]]:
+    """Refuse an output that holds or is an input, a file, or a folder holding anything but an
+    earlier dataset of this command; the files of that earlier dataset, by target."""
+    written = {}
     for target in (output, rejects_dir(output)):
-        if target.exists() and not target.is_dir():
-            msg = f"{target}: exists and is not a folder; the Dask engine writes a dataset folder"
-            raise TableError(msg)
-        if target.is_dir() and not (target / PARTS).is_file() and any(target.iterdir()):
-            msg = f"{target}: exists and is not a dataset this command wrote; not replacing it"
-            raise TableError(msg)
-        if any(f.is_relative_to(target.resolve()) for f in files):
+        if any(f.is_relative_to(target) for f in files):
             msg = f"{target}: would hold or replace the input; choose another output"
             raise TableError(msg)
+        written[target] = _written(target)
+    return written
 
 
-def _reclaim(output: Path) -> None:
-    """Remove the staging folders of earlier runs to ``output`` whose process is gone (a
-    killed run's leftovers)."""
-    for stale in output.parent.glob(f".{glob.escape(output.name)}.partial-*"):
-        pid = stale.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)) and stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+def _staging(output: Path) -> Path:
+    """A new staging folder beside ``output``, ``.<name>.partial-<host>-<pid>-<random>``. The
+    earlier ones of this host whose process is gone (a killed run's) are removed; while one
+    whose process runs exists, another run is writing ``output``: refused."""
+    host = socket.gethostname().replace("-", "_")
+    staging = output.with_name(
+        f".{output.name}.partial-{host}-{os.getpid()}-{secrets.token_hex(4)}"
+    )
+    (staging / "out").mkdir(parents=True)
+    (staging / "rejects").mkdir()
+    for other in output.parent.glob(f".{glob.escape(output.name)}.partial-*"):
+        owner, pid, *_ = [*other.name.rsplit(".partial-", 1)[1].rsplit("-", 2), "", ""]
+        if other == staging or owner != host or not pid.isdigit() or not other.is_dir():
+            continue  # another host's run (or not a staging folder): not ours to remove
+        if process_alive(int(pid)):
+            shutil.rmtree(staging)
+            msg = f"{output}: another run (process {pid}) is writing it; wait for it to finish"
+            raise TableError(msg)
+        shutil.rmtree(other, ignore_errors=True)
+    return staging
 
 
 @dataclass(frozen=True)
@@ -203,14 +243,12 @@ def score_dataset(
         from distributed.scheduler import KilledWorker  # noqa: PLC0415
     except ImportError:
         raise TableError(INSTALL) from None
-    files = [path.resolve() for path in input_files(source)]  # workers may run elsewhere
+    # Absolute (workers may run elsewhere), each file once (a glob and a link may both name it).
+    files = list(dict.fromkeys(path.resolve() for path in input_files(source)))
     output = output.resolve()
-    _check_outputs(output, files)
-    _reclaim(output)
+    written = _check_outputs(output, files)
     started = time.perf_counter()
-    staging = output.with_name(f".{output.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
-    (staging / "out").mkdir(parents=True)
-    (staging / "rejects").mkdir()
+    staging = _staging(output)
     digest = manifest_digest(artifact)
     key = None if public_key is None else str(public_key.resolve())
     cluster = None
@@ -248,32 +286,32 @@ def score_dataset(
                     with contextlib.suppress(Exception):
                         wait(futures)
                 raise
-        return _publish(parts, staging, output, started)
     except (OSError, TimeoutError, KilledWorker) as error:  # a scheduler or a worker lost
         msg = f"the Dask run failed, nothing was written: {type(error).__name__}: {error}"
         raise TableError(msg) from None
+    else:
+        return _publish(parts, staging, output, written, started)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if cluster is not None:
             cluster.close()
 
 
-def _publish(parts: list[Part], staging: Path, output: Path, started: float) -> DaskSummary:
-    """Move the finished parts into place: OUTPUT/ and OUTPUT.rejects/, replacing an earlier
-    dataset of this command, each in one rename."""
+def _publish(
+    parts: list[Part], staging: Path, output: Path, written: dict[Path, set[str]], started: float
+) -> DaskSummary:
+    """Move the finished parts into place: OUTPUT/ and OUTPUT.rejects/, in place of the files
+    an earlier dataset of this command wrote there (``written``), and nothing else."""
     for part in parts:
         if part.rejects is not None:
             (staging / "out" / part.rejects).rename(staging / "rejects" / part.rejects)
-    listing = [part.__dict__ for part in parts]
-    (staging / "out" / PARTS).write_text(json.dumps(listing, indent=1) + "\n")
+    listing = json.dumps([part.__dict__ for part in parts], indent=1) + "\n"
     rejected = sum(p.rejected_rows for p in parts)
+    (staging / "out" / PARTS).write_text(listing)
     if rejected:
-        (staging / "rejects" / PARTS).write_text(json.dumps(listing, indent=1) + "\n")
+        (staging / "rejects" / PARTS).write_text(listing)
     for built, target in ((staging / "out", output), (staging / "rejects", rejects_dir(output))):
-        if target.exists():
-            shutil.rmtree(target)
-        if built.name == "out" or rejected:
-            built.rename(target)
+        _replace(built, target, written[target])
     return DaskSummary(
         input_rows=sum(p.input_rows for p in parts),
         scored_rows=sum(p.scored_rows for p in parts),
@@ -283,3 +321,27 @@ def _publish(parts: list[Part], staging: Path, output: Path, started: float) -> 
         seconds=time.perf_counter() - started,
         peak_rss_mib=tuple(sorted({round(p.peak_rss_mib, 1) for p in parts})),
     )
+
+
+def _replace(built: Path, target: Path, earlier: set[str]) -> None:
+    """Put the files of ``built`` at ``target``: in one rename when ``target`` is new; else
+    the earlier dataset's listing goes first (it is visibly incomplete from then on), then its
+    files, then the new files come in with their listing last. A failure on the way says so."""
+    new = sorted(built.iterdir(), key=lambda path: path.name == PARTS)  # the listing last
+    try:
+        if not earlier:
+            if new:
+                built.rename(target)  # target is absent or an empty folder
+            return
+        for name in sorted(earlier, key=lambda name: name != PARTS):  # the listing first
+            (target / name).unlink(missing_ok=True)
+        for path in new:
+            path.rename(target / path.name)
+        if not new:
+            target.rmdir()
+    except OSError as error:
+        msg = (
+            f"{target}: replacing the earlier dataset failed midway ({error}); it holds part of "
+            f"a dataset, without a complete {PARTS}: run the command again"
+        )
+        raise TableError(msg) from None
