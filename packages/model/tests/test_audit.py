@@ -52,7 +52,7 @@ Schema = dict[str, Any]
 
 
 def collected(file: Path) -> set[str]:
-    types, unknown = referenced_types(read_schema(file))
+    types, unknown = referenced_types(read_schema(file.read_bytes()))
     assert unknown == set()
     return types
 
@@ -88,7 +88,7 @@ def test_trained_artifacts_pass_and_the_walk_sees_all_skops_sees(
 ) -> None:
     _, folder = trained(kind, task)
     file = folder / PIPELINE_FILE
-    audit_skops(file)
+    audit_skops(file.read_bytes(), file)
     load_artifact(folder)
     assert set(sio.get_untrusted_types(file=file)) <= collected(file)
 
@@ -230,7 +230,7 @@ def test_the_walk_sees_all_skops_sees_through_every_loader(tmp_path: Path) -> No
     }
     file = tmp_path / "zoo.skops"
     sio.dump(zoo, file)
-    schema = read_schema(file)
+    schema = read_schema(file.read_bytes())
     loaders: set[str] = set()
     stack: list[Any] = [schema]
     while stack:
@@ -572,8 +572,8 @@ def test_a_damaged_zip_is_refused(copy: Path) -> None:
 def test_an_oversized_schema_is_refused(saved: Path) -> None:
     file = saved / PIPELINE_FILE
     size = zipfile.ZipFile(file).getinfo("schema.json").file_size
-    audit_skops(file, max_bytes=size)
+    audit_skops(file.read_bytes(), file, max_bytes=size)
     with pytest.raises(
         ArtifactError, match=re.escape(f"schema.json is larger than {size - 1:,} bytes")
     ):
-        audit_skops(file, max_bytes=size - 1)
+        audit_skops(file.read_bytes(), file, max_bytes=size - 1)

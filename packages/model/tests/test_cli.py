@@ -22,7 +22,7 @@ from model.manifest import (
     model_version,
     sha256_file,
 )
-from model.testing import bundle_set_aside
+from model.testing import bundle_set_aside, rewrite_manifest
 
 DEEP = 100_000  # JSON nesting far past the recursion limit
 
@@ -340,6 +340,11 @@ def folder_for_pipeline(path: Path) -> None:
     (path / PIPELINE_FILE).mkdir()
 
 
+def no_model_version(path: Path) -> None:
+    versions = json.loads((path / MANIFEST_FILE).read_text())["versions"]
+    edit_manifest(path, versions={k: v for k, v in versions.items() if k != "model"})
+
+
 def folder_for_manifest(path: Path) -> None:
     (path / MANIFEST_FILE).unlink()
     (path / MANIFEST_FILE).mkdir()
@@ -351,10 +356,17 @@ def folder_for_manifest(path: Path) -> None:
     [
         (nested_manifest, "manifest.json: not valid JSON (nested too deeply)"),
         (nested_inference, "inference.json: malformed compiled model (JSON nested too deeply)"),
-        (folder_for_pipeline, "pipeline.skops: listed in the manifest but missing"),
-        (folder_for_manifest, "not a model artifact (no manifest.json)"),
+        (folder_for_pipeline, "pipeline.skops: not a regular file"),
+        (folder_for_manifest, "manifest.json: not a regular file"),
+        (no_model_version, "manifest.json: malformed manifest: 1 problem(s), first: versions: "),
     ],
-    ids=["deep manifest", "deep inference.json", "folder for pipeline", "folder for manifest"],
+    ids=[
+        "deep manifest",
+        "deep inference.json",
+        "folder for pipeline",
+        "folder for manifest",
+        "no model version",
+    ],
 )
 def test_malformed_artifact_is_a_one_line_error(
     damage: Callable[[Path], None],
@@ -443,11 +455,12 @@ def test_console_markup_in_the_manifest_is_printed_literally(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     manifest = json.loads((copy / MANIFEST_FILE).read_text())
-    if name is not None:
-        edit_manifest(copy, model_name=name)
     folder = tmp_path / (data or "plain")
     folder.mkdir()
     shutil.copy(workspace / "data" / "penguins.csv", folder)
+    if name is not None:  # the config's name too: the manifest's must be it
+        manifest |= {"model_name": name, "config": {**manifest["config"], "name": name}}
+        rewrite_manifest(copy, model_name=name, config=manifest["config"])
     edit_manifest(
         copy,
         config={**manifest["config"], "data": str(folder / "penguins.csv")},

@@ -1,6 +1,8 @@
 """Compiled tree ensembles (model.trees) against scikit-learn's own predictions, on random
 rows, rows on split thresholds and rows with missing values; and malformed trees refused."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from sklearn.ensemble import (
@@ -11,7 +13,7 @@ from sklearn.ensemble import (
 )
 
 from model.training import split_edges
-from model.trees import CompiledTrees, compile_trees
+from model.trees import MAX_DEPTH, CompiledTrees, compile_trees
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(300, 6))
@@ -99,8 +101,8 @@ def one_tree() -> dict:
     [
         (lambda raw: raw["nodes"]["left"].__setitem__(0, 10**9), "out of range"),
         (lambda raw: raw["nodes"]["feature"].__setitem__(0, 99), "out of range"),
-        (lambda raw: raw["nodes"]["left"].__setitem__(1, 0), "a cycle"),
-        (lambda raw: raw["nodes"]["value"].pop(), "different lengths"),
+        (lambda raw: raw["nodes"]["left"].__setitem__(1, 0), "not after its parent"),
+        (lambda raw: raw["nodes"]["value"].pop(), "nodes.value: .* entries for"),
         (lambda raw: raw.__setitem__("roots", []), "no tree"),
         (lambda raw: raw.__setitem__("kind", "oblivious"), "unknown compiled tree kind"),
     ],
@@ -140,3 +142,132 @@ def test_a_tree_output_column_must_be_one_of_the_outputs(column: int, valid: boo
             ValueError, match="each tree's output column must be one of the outputs"
         ):
             CompiledTrees.from_dict(raw)
+
+
+def small_forest(classes: list[str]) -> dict:
+    """One tree, a root and two leaves, by hand: what each check below breaks."""
+    outputs = len(classes) or 1
+    return {
+        "kind": "forest",
+        "n_features": 2,
+        "classes": classes,
+        "roots": [0],
+        "output": [0],
+        "baseline": [],
+        "nodes": {
+            "feature": [1, -1, -1],
+            "threshold": [0.5, 0.0, 0.0],
+            "left": [1, -1, -1],
+            "right": [2, -1, -1],
+            "missing_left": [1, 0, 0],
+            "value": [[0.0] * outputs, [1.0] + [0.0] * (outputs - 1), [0.0] * outputs],
+        },
+    }
+
+
+def ring(n_nodes: int) -> dict:
+    """The crafted table that once took a minute to refuse: node i's children are nodes 2i+1
+    and 2i+2 around a ring, so a walk from the root soon visits every node at every level."""
+    raw = small_forest([])
+    raw["nodes"] = {
+        "feature": [0] * n_nodes,
+        "threshold": [0.0] * n_nodes,
+        "left": [(2 * i + 1) % n_nodes for i in range(n_nodes)],
+        "right": [(2 * i + 2) % n_nodes for i in range(n_nodes)],
+        "missing_left": [1] * n_nodes,
+        "value": [[0.0]] * n_nodes,
+    }
+    return raw
+
+
+def shared(raw: dict) -> None:
+    """Both children of the root are the same leaf (a graph, not a tree)."""
+    raw["nodes"]["right"][0] = 1
+
+
+def chain(raw: dict) -> None:
+    """One tree deeper than MAX_DEPTH: each inner node's left child is a leaf."""
+    depth = MAX_DEPTH + 1
+    nodes = raw["nodes"]
+    nodes["left"] = [i + 1 if i % 2 == 0 and i < 2 * depth else -1 for i in range(2 * depth + 1)]
+    nodes["right"] = [i + 2 if i % 2 == 0 and i < 2 * depth else -1 for i in range(2 * depth + 1)]
+    nodes["feature"] = [0 if left >= 0 else -1 for left in nodes["left"]]
+    for name, fill in (("threshold", 0.0), ("missing_left", 0), ("value", [0.0])):
+        nodes[name] = [fill] * len(nodes["left"])
+
+
+def put(field: str, value: object) -> Callable[[dict], None]:
+    """Set ``nodes.<name>[0]`` or a top-level ``<name>`` to ``value``."""
+
+    def change(raw: dict) -> None:
+        if field.startswith("nodes."):
+            raw["nodes"][field.removeprefix("nodes.")][0] = value
+        else:
+            raw[field] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (put("nodes.threshold", float("nan")), r"nodes\.threshold: NaN"),
+        (put("nodes.value", [float("nan")]), r"nodes\.value: NaN"),
+        (put("nodes.value", [float("inf")]), r"nodes\.value: an infinity"),
+        (put("nodes.value", [0.0] * 100_000), r"nodes\.value: expected a list of equal-length"),
+        (put("nodes.feature", "1"), r"nodes\.feature: expected a list of integers, found text"),
+        (put("nodes.left", 1.0), r"nodes\.left: expected a list of integers, found fractions"),
+        (put("roots", [True]), r"roots: .* found true/false"),
+        (put("nodes.left", None), r"nodes\.left: .* found null"),
+        (put("nodes.missing_left", 2), r"nodes\.missing_left: expected 0 or 1"),
+        (put("n_features", "2"), r"n_features: expected a number, found text"),
+        (put("n_features", 0), r"nodes\.feature: a feature out of range"),
+        (put("classes", [1, 2]), r"classes: expected a list of text"),
+        (
+            put("baseline", [0.0]),
+            r"baseline: boosting needs one baseline per output, a forest none",
+        ),
+        (put("output", [1]), r"output: each tree's output column must be one of the outputs"),
+        (put("nodes.right", -1), r"nodes\.right: a node with one child"),
+        (shared, r"nodes: node 1 is reached 2 times"),
+        (chain, f"nodes: a tree deeper than {MAX_DEPTH} levels"),
+    ],
+)
+def test_each_field_is_checked_and_named(change: Callable[[dict], None], message: str) -> None:
+    raw = small_forest([])
+    CompiledTrees.from_dict(raw)  # sound as made
+    change(raw)
+    with pytest.raises(ValueError, match=message):
+        CompiledTrees.from_dict(raw)
+
+
+def test_a_ring_of_nodes_is_refused_at_once() -> None:
+    """Refused for what it is (a child before its parent), without walking it: the checks
+    are linear in the table, where walking this ring level by level took a minute."""
+    with pytest.raises(ValueError, match=r"nodes\.left: a child out of range, or not after"):
+        CompiledTrees.from_dict(ring(100_000))
+
+
+@pytest.mark.parametrize(
+    ("classes", "outputs"), [([], 100_000), (["a", "b", "c"], 100_000), (["a", "b", "c"], 2)]
+)
+def test_leaves_hold_as_many_outputs_as_the_model_has(classes: list[str], outputs: int) -> None:
+    """A 100,000-output leaf once loaded (and each prediction grew gigabytes)."""
+    raw = small_forest(classes)
+    raw["nodes"]["value"] = [[0.0] * outputs] * 3
+    with pytest.raises(ValueError, match=rf"nodes\.value: {outputs} outputs per node, where"):
+        CompiledTrees.from_dict(raw)
+
+
+def test_boosting_has_one_output_for_two_classes() -> None:
+    raw = small_forest(["no", "yes"])
+    raw |= {"kind": "boosting", "baseline": [0.0, 0.0]}
+    with pytest.raises(
+        ValueError, match=r"nodes\.value: 2 outputs per node, where the model has 1"
+    ):
+        CompiledTrees.from_dict(raw)
+    raw["nodes"]["value"] = [[0.0], [1.0], [0.0]]
+    with pytest.raises(ValueError, match="baseline: boosting needs one baseline per output"):
+        CompiledTrees.from_dict(raw)
+    raw["baseline"] = [0.5]
+    assert CompiledTrees.from_dict(raw).predict_proba(np.zeros((1, 2))).shape == (1, 2)

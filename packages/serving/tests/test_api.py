@@ -2,6 +2,7 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -425,7 +426,7 @@ class FailingArtifact(Artifact):
 def test_server_errors_are_answered_counted_and_logged(
     artifact: Artifact, record: dict[str, Any]
 ) -> None:
-    failing = FailingArtifact(artifact.path, artifact.manifest, artifact.spec, artifact.compiled)
+    failing = FailingArtifact(**{f.name: getattr(artifact, f.name) for f in fields(artifact)})
     handler = Lines()
     logger = logging.getLogger("serving.access")
     with TestClient(create_app(Settings(), failing)) as client:

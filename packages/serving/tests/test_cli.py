@@ -13,7 +13,7 @@ import pytest
 from features import FeatureSpec
 from features.testing import sample_frame
 from model import sign_artifact
-from model.testing import key_pair
+from model.testing import key_pair, rewrite_manifest
 from serving.cli import _settings, main, parser
 from serving.settings import Settings
 from serving.testing import ServerProcess
@@ -281,9 +281,9 @@ def test_serve_prints_manifest_text_literally(artifact_path: Path, tmp_path: Pat
     """Console markup in a manifest ([/red], [bold]) is text, not markup: the service starts."""
     copy = tmp_path / "artifact"
     shutil.copytree(artifact_path, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["model_name"] = "[/red]species[bold]"
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    config = json.loads((copy / "manifest.json").read_text())["config"]
+    name = "[/red]species[bold]"  # the config's name too: the manifest's must be it
+    rewrite_manifest(copy, model_name=name, config={**config, "name": name})
     with ServerProcess(["--artifact", str(copy)], log=tmp_path / "s.log") as server:
         assert server.request("/ready")[1]["model"] == "[/red]species[bold]"
     assert "serving [/red]species[bold] " in (tmp_path / "s.log").read_text()

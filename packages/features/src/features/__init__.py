@@ -26,7 +26,7 @@ from features.columns import (
     IntegerCategoricalColumn,
     NumericColumn,
 )
-from features.compiled import Columns, CompiledPreprocessor
+from features.compiled import Columns, CompiledPreprocessor, json_numbers, json_texts
 from features.exceptions import CompileError, InputError, SpecError
 from features.records import edge_records, record_model
 from features.reference import markdown_reference
@@ -81,8 +81,10 @@ __all__ = [
     "file_format",
     "format_errors",
     "iter_tables",
+    "json_numbers",
     "json_schema",
     "json_schema_text",
+    "json_texts",
     "markdown_reference",
     "read_table",
     "read_toml",

@@ -11,16 +11,74 @@ checks the two paths agree before it ships the compiled one (see ``model.compile
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from features.spec import FeatureSpec
 
 Columns = Mapping[str, Any]
 """Validated columns by name (:attr:`features.ValidRows.columns`): float64 arrays for numbers
 and booleans (NaN for null), :class:`features.Categories` for categories."""
+
+
+_SHAPES = {0: "a number", 1: "a list of numbers", 2: "a list of equal-length lists of numbers"}
+_FOUND = {"U": "text", "b": "true/false", "O": "null, text or nested lists"}
+
+
+def json_numbers(
+    value: Any,  # noqa: ANN401 - parsed JSON
+    field: str,
+    *,
+    ndim: int,
+    integers: bool = False,
+    infinite: bool = False,
+) -> np.ndarray:
+    """``value`` (parsed JSON) as an array of ``ndim`` dimensions: float64, or intp with
+    ``integers``. A ``ValueError`` naming ``field`` refuses what is not that (text, null or
+    true/false where numbers belong, ragged lists, fractions where integers belong, integers
+    beyond 64 bits), NaN, and an infinity unless ``infinite``. Time and memory are linear in
+    its size: this is how compiled forms read their numbers from JSON."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # ragged lists
+        array = np.empty(0, dtype=object)
+    kinds = "i" if integers else "if"
+    if array.ndim != ndim or (array.size and array.dtype.kind not in kinds):
+        found = _FOUND.get(array.dtype.kind, "fractions" if integers else "something else")
+        wanted = _SHAPES[ndim].replace("numbers", "integers") if integers else _SHAPES[ndim]
+        found = f"{array.ndim} dimension(s)" if array.ndim != ndim else found
+        msg = f"{field}: expected {wanted}, found {found}"
+        raise ValueError(msg)
+    if integers:
+        return array.astype(np.intp)
+    array = array.astype(np.float64)
+    if np.isnan(array).any():
+        msg = f"{field}: NaN where a number belongs"
+        raise ValueError(msg)
+    if not infinite and np.isinf(array).any():
+        msg = f"{field}: an infinity where a finite number belongs"
+        raise ValueError(msg)
+    return array
+
+
+def json_texts(value: Any, field: str) -> list[str]:  # noqa: ANN401 - parsed JSON
+    """``value`` (parsed JSON) as a list of texts, else a ``ValueError`` naming ``field``."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        msg = f"{field}: expected a list of text"
+        raise ValueError(msg)
+    return value
+
+
+def _text(value: Any, field: str) -> str:  # noqa: ANN401 - parsed JSON
+    if not isinstance(value, str):
+        msg = f"{field}: expected text"
+        raise ValueError(msg)  # noqa: TRY004 - bad data, refused like every other value
+    return value
 
 
 def _codes(values: Any, categories: np.ndarray, fill: str) -> np.ndarray:  # noqa: ANN401
@@ -48,8 +106,17 @@ class _Affine:
     add: np.ndarray
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> _Affine:
-        return cls(*(np.asarray(raw[k], dtype=np.float64) for k in cls.__dataclass_fields__))
+    def from_dict(cls, raw: Mapping[str, Any], field: str, width: int) -> _Affine:
+        """Four lists of ``width`` finite numbers; nothing divides by zero."""
+        parts = {k: json_numbers(raw[k], f"{field}.{k}", ndim=1) for k in cls.__dataclass_fields__}
+        for name, part in parts.items():
+            if len(part) != width:
+                msg = f"{field}.{name}: {len(part)} numbers for {width} column(s)"
+                raise ValueError(msg)
+        if not parts["divide"].all():
+            msg = f"{field}.divide: a zero divisor"
+            raise ValueError(msg)
+        return cls(**parts)
 
     @cached_property
     def _steps(self) -> tuple[tuple[np.ufunc, np.ndarray], ...]:
@@ -146,35 +213,74 @@ class _Ratios:
 _Branch = _Number | _OneHot | _Ordinal | _Ratios
 
 
-def _branch(raw: Mapping[str, Any]) -> _Branch:
+def _number(raw: Mapping[str, Any], field: str) -> _Number:
+    low, high = (
+        float(json_numbers(raw[k], f"{field}.{k}", ndim=0, infinite=True)) for k in ("low", "high")
+    )
+    if low > high:
+        msg = f"{field}.low: {low} is above high, {high}"
+        raise ValueError(msg)
+    return _Number(
+        _text(raw["column"], f"{field}.column"),
+        float(json_numbers(raw["fill"], f"{field}.fill", ndim=0)),
+        low,
+        high,
+        _Affine.from_dict(raw["scale"], f"{field}.scale", 1),
+    )
+
+
+def _onehot(raw: Mapping[str, Any], field: str) -> _OneHot:
+    infrequent = raw["infrequent"]
+    return _OneHot(
+        _text(raw["column"], f"{field}.column"),
+        _text(raw["fill"], f"{field}.fill"),
+        np.asarray(json_texts(raw["categories"], f"{field}.categories"), dtype=object),
+        None
+        if infrequent is None
+        else np.asarray(json_texts(infrequent, f"{field}.infrequent"), dtype=object),
+    )
+
+
+def _ordinal(raw: Mapping[str, Any], field: str) -> _Ordinal:
+    return _Ordinal(
+        _text(raw["column"], f"{field}.column"),
+        _text(raw["fill"], f"{field}.fill"),
+        np.asarray(json_texts(raw["categories"], f"{field}.categories"), dtype=object),
+    )
+
+
+def _ratios(raw: Mapping[str, Any], field: str) -> _Ratios:
+    pairs = raw["pairs"]
+    if not isinstance(pairs, list) or any(len(json_texts(p, f"{field}.pairs")) != 2 for p in pairs):
+        msg = f"{field}.pairs: expected a list of [numerator, denominator] column names"
+        raise ValueError(msg)
+    fill = json_numbers(raw["fill"], f"{field}.fill", ndim=1)
+    if len(fill) != len(pairs):
+        msg = f"{field}.fill: {len(fill)} numbers for {len(pairs)} ratio(s)"
+        raise ValueError(msg)
+    return _Ratios(
+        [(numerator, denominator) for numerator, denominator in pairs],
+        float(json_numbers(raw["eps"], f"{field}.eps", ndim=0)),
+        fill,
+        _Affine.from_dict(raw["scale"], f"{field}.scale", len(pairs)),
+    )
+
+
+_READERS: dict[str, Callable[[Mapping[str, Any], str], _Branch]] = {
+    "number": _number,
+    "onehot": _onehot,
+    "ordinal": _ordinal,
+    "ratios": _ratios,
+}
+
+
+def _branch(raw: Mapping[str, Any], field: str) -> _Branch:
+    """One branch from plain data, every value checked (:func:`json_numbers`)."""
     kind = raw["kind"]
-    if kind == "number":
-        return _Number(
-            raw["column"],
-            float(raw["fill"]),
-            float(raw["low"]),
-            float(raw["high"]),
-            _Affine.from_dict(raw["scale"]),
-        )
-    if kind == "onehot":
-        infrequent = raw["infrequent"]
-        return _OneHot(
-            raw["column"],
-            raw["fill"],
-            np.asarray(raw["categories"], dtype=object),
-            None if infrequent is None else np.asarray(infrequent, dtype=object),
-        )
-    if kind == "ordinal":
-        return _Ordinal(raw["column"], raw["fill"], np.asarray(raw["categories"], dtype=object))
-    if kind == "ratios":
-        return _Ratios(
-            [(str(n), str(d)) for n, d in raw["pairs"]],
-            float(raw["eps"]),
-            np.asarray(raw["fill"], dtype=np.float64),
-            _Affine.from_dict(raw["scale"]),
-        )
-    msg = f"unknown compiled preprocessing branch kind {kind!r}"
-    raise ValueError(msg)
+    if not isinstance(kind, str) or kind not in _READERS:
+        msg = f"{field}.kind: unknown compiled preprocessing branch kind {kind!r}"
+        raise ValueError(msg)
+    return _READERS[kind](raw, field)
 
 
 @dataclass(frozen=True)
@@ -187,25 +293,49 @@ class CompiledPreprocessor:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CompiledPreprocessor:
-        """Build from plain data (:func:`features.compile_preprocessor`, or JSON of it)."""
-        branches = tuple(_branch(branch) for branch in raw["branches"])
-        return cls(branches, int(raw["n_features_out"]), raw)
+        """Build from plain data (:func:`features.compile_preprocessor`, or JSON of it),
+        refusing with a ``ValueError`` naming the field what is not the plain data it writes
+        (numbers checked by :func:`json_numbers`); in time linear in its size."""
+        branches = tuple(
+            _branch(branch, f"branches[{index}]") for index, branch in enumerate(raw["branches"])
+        )
+        width = int(json_numbers(raw["n_features_out"], "n_features_out", ndim=0, integers=True))
+        made = sum(branch.width for branch in branches)
+        if width != made:
+            msg = f"n_features_out: {width}, but the branches make {made} features"
+            raise ValueError(msg)
+        return cls(branches, width, raw)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON (floats round-trip exactly; bounds may be +-Infinity)."""
         return dict(self.description)
+
+    def check_inputs(self, spec: FeatureSpec) -> None:
+        """Refuse, with a ``ValueError`` naming the branch, one that reads a column that is
+        not a feature of ``spec``, or one of another kind (a category as a number, or a number
+        as a category): :meth:`transform` could not run on what ``spec`` validates."""
+        kinds = {column.name: column.kind for column in spec.features}
+        categorical = {"categorical", "integer_categorical"}
+        for index, branch in enumerate(self.branches):
+            numbers = isinstance(branch, _Number | _Ratios)
+            names = (
+                [name for pair in branch.pairs for name in pair]
+                if isinstance(branch, _Ratios)
+                else [branch.column]
+            )
+            for name in names:
+                if name not in kinds or (kinds[name] in categorical) == numbers:
+                    wanted = "number" if numbers else "category"
+                    msg = f"branches[{index}]: reads {name!r}, not a {wanted} feature of the spec"
+                    raise ValueError(msg)
 
     def transform(self, columns: Columns) -> np.ndarray:
         """The model matrix, shape ``(n_rows, n_features_out)``, from validated columns.
 
         Each branch writes straight into its own columns of one column-major matrix.
         """
-        width = sum(branch.width for branch in self.branches)
-        if width != self.n_features_out:
-            msg = f"compiled preprocessing makes {width} features, not {self.n_features_out}"
-            raise ValueError(msg)
         n_rows = len(next(iter(columns.values()))) if columns else 0
-        out = np.empty((n_rows, width), order="F")
+        out = np.empty((n_rows, self.n_features_out), order="F")
         start = 0
         for branch in self.branches:
             branch.write(columns, out[:, start : start + branch.width])

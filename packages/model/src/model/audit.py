@@ -22,6 +22,7 @@ against :data:`TRUSTED_TYPES`, before a single object is constructed (defence in
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Callable, Iterable
@@ -261,18 +262,17 @@ def referenced_types(schema: Any) -> tuple[set[str], set[str]]:  # noqa: ANN401 
     return types, unknown
 
 
-def check_skops_header(file: Path) -> None:
-    """Refuse, with :class:`ArtifactError`, a file that does not start as a zip (a pickle)."""
-    with file.open("rb") as handle:
-        head = handle.read(4)
-    if head[:1] == b"\x80" or not head.startswith(b"PK"):
+def check_skops_header(data: bytes, file: Path) -> None:
+    """Refuse, with :class:`ArtifactError`, bytes that do not start as a zip (a pickle);
+    ``file`` names them in the message."""
+    if data[:1] == b"\x80" or not data.startswith(b"PK"):
         msg = f"{file}: not a skops file (a pickle or something else); refused"
         raise ArtifactError(msg)
 
 
-def _schema_bytes(file: Path, max_bytes: int) -> bytes:
+def _schema_bytes(data: bytes, max_bytes: int) -> bytes:
     too_large = f"{SCHEMA_FILE} is larger than {max_bytes:,} bytes"
-    with zipfile.ZipFile(file) as archive:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         entries = [i for i in archive.infolist() if i.filename == SCHEMA_FILE]
         if len(entries) != 1:
             msg = f"{len(entries) or 'no'} {SCHEMA_FILE} entries"
@@ -280,27 +280,28 @@ def _schema_bytes(file: Path, max_bytes: int) -> bytes:
         if entries[0].file_size > max_bytes:
             raise SchemaError(too_large)
         with archive.open(entries[0]) as handle:  # the size above is only declared
-            data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
+            schema = handle.read(max_bytes + 1)
+    if len(schema) > max_bytes:
         raise SchemaError(too_large)
-    return data
+    return schema
 
 
-def read_schema(file: Path, max_bytes: int = MAX_SCHEMA_BYTES) -> Any:  # noqa: ANN401 - JSON
-    """The parsed ``schema.json`` of the skops file ``file``, read within bounds.
+def read_schema(data: bytes, max_bytes: int = MAX_SCHEMA_BYTES) -> Any:  # noqa: ANN401 - JSON
+    """The parsed ``schema.json`` of the skops file whose bytes are ``data``, read within
+    bounds.
 
-    Raises :class:`SchemaError` when the file is no zip, holds no ``schema.json`` (or
-    several), or it is larger than ``max_bytes``, not JSON, or nested too deeply to parse.
+    Raises :class:`SchemaError` when they are no zip, hold no ``schema.json`` (or several),
+    or it is larger than ``max_bytes``, not JSON, or nested too deeply to parse.
     """
     try:
-        data = _schema_bytes(file, max_bytes)
+        schema = _schema_bytes(data, max_bytes)
     except SchemaError:
         raise
     except Exception as error:  # untrusted bytes: any failure to read them is a refusal
         msg = f"{type(error).__name__}: {error}"
         raise SchemaError(msg) from None
     try:
-        return json.loads(data)  # as skops reads it: same bytes, same parser, same values
+        return json.loads(schema)  # as skops reads it: same bytes, same parser, same values
     except RecursionError:
         msg = f"{SCHEMA_FILE} is nested too deeply"
         raise SchemaError(msg) from None
@@ -309,14 +310,15 @@ def read_schema(file: Path, max_bytes: int = MAX_SCHEMA_BYTES) -> Any:  # noqa: 
         raise SchemaError(msg) from None
 
 
-def audit_skops(file: Path, max_bytes: int = MAX_SCHEMA_BYTES) -> None:
-    """Refuse, with :class:`ArtifactError`, the skops file ``file`` unless it is a zip whose
-    ``schema.json`` (at most ``max_bytes``) has a protocol in :data:`SKOPS_PROTOCOLS`, only
-    loaders of :data:`KNOWN_LOADERS` and only types of :data:`ALLOWED_TYPES`. Builds and
-    imports nothing the file names."""
-    check_skops_header(file)
+def audit_skops(data: bytes, file: Path, max_bytes: int = MAX_SCHEMA_BYTES) -> None:
+    """Refuse, with :class:`ArtifactError`, the bytes ``data`` of the skops file ``file``
+    unless they are a zip whose ``schema.json`` (at most ``max_bytes``) has a protocol in
+    :data:`SKOPS_PROTOCOLS`, only loaders of :data:`KNOWN_LOADERS` and only types of
+    :data:`ALLOWED_TYPES`. Builds and imports nothing the file names; ``file`` names it in
+    messages."""
+    check_skops_header(data, file)
     try:
-        schema = read_schema(file, max_bytes)
+        schema = read_schema(data, max_bytes)
         types, unknown = referenced_types(schema)
     except SchemaError as error:
         msg = f"{file}: unreadable skops file: {error}"

@@ -11,16 +11,27 @@ estimator that does not compile, the compiled preprocessing feeds scikit-learn's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from features import CompiledPreprocessor
+from features import CompiledPreprocessor, FeatureSpec, json_numbers, json_texts
 from model.trees import CompiledTrees
 
 Kind = Literal["logistic", "linear"]
+
+
+@contextmanager
+def _within(name: str) -> Iterator[None]:
+    """A ``ValueError`` raised inside names its field from the top of the file."""
+    try:
+        yield
+    except ValueError as error:
+        msg = f"{name}.{error}"
+        raise ValueError(msg) from None
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -43,21 +54,27 @@ class CompiledLinear:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CompiledLinear:
-        """Build from plain data."""
+        """Build from plain data, refusing with a ``ValueError`` naming the field anything but
+        finite numbers in the shapes the kind and the classes give: one row of coefficients
+        and one intercept per class (one in all for two classes, or for a linear model)."""
         kind = raw["kind"]
         if kind not in {"logistic", "linear"}:
-            msg = f"unknown compiled estimator kind {kind!r}"
+            msg = f"kind: unknown compiled estimator kind {kind!r}"
             raise ValueError(msg)
-        classes = raw.get("classes") or []
-        if (kind == "logistic") != bool(classes):
-            msg = "a compiled logistic model needs its classes, a linear one has none"
+        classes = json_texts(raw.get("classes") or [], "classes")
+        if (kind == "logistic") != (len(classes) >= 2):
+            msg = "classes: a logistic model needs two or more, a linear one none"
             raise ValueError(msg)
-        return cls(
-            kind,
-            np.atleast_2d(np.asarray(raw["coef"], dtype=np.float64)),
-            np.atleast_1d(np.asarray(raw["intercept"], dtype=np.float64)),
-            np.asarray(classes, dtype=object),
-        )
+        coef = json_numbers(raw["coef"], "coef", ndim=2)
+        intercept = json_numbers(raw["intercept"], "intercept", ndim=1)
+        rows = len(classes) if len(classes) > 2 else 1  # two classes: one row
+        if coef.shape[0] != rows or len(intercept) != rows or not coef.shape[1]:
+            msg = (
+                f"coef: {coef.shape[0]} row(s) of {coef.shape[1]} and {len(intercept)} "
+                f"intercept(s), where {rows} of each belong ({len(classes)} classes)"
+            )
+            raise ValueError(msg)
+        return cls(kind, coef, intercept, np.asarray(classes, dtype=object))
 
     @property
     def n_features(self) -> int:
@@ -110,18 +127,28 @@ class CompiledPipeline:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CompiledPipeline:
-        """Build from plain data (``inference.json``)."""
-        preprocessor = CompiledPreprocessor.from_dict(raw["preprocessor"])
+        """Build from plain data (``inference.json``), every number checked: a ``ValueError``
+        names the first field that is not what training writes (see
+        :meth:`CompiledLinear.from_dict`, :meth:`model.trees.CompiledTrees.from_dict`)."""
+        with _within("preprocessor"):
+            preprocessor = CompiledPreprocessor.from_dict(raw["preprocessor"])
         estimator = raw["estimator"]
         if estimator is None:
             return cls(preprocessor, None)
         trees = estimator.get("kind") in {"forest", "boosting"}
-        compiled = (CompiledTrees if trees else CompiledLinear).from_dict(estimator)
+        with _within("estimator"):
+            compiled = (CompiledTrees if trees else CompiledLinear).from_dict(estimator)
         if compiled.n_features != preprocessor.n_features_out:
-            msg = f"the estimator takes {compiled.n_features} features, the preprocessing "
+            msg = f"estimator: takes {compiled.n_features} features, the preprocessing "
             msg += f"makes {preprocessor.n_features_out}"
             raise ValueError(msg)
         return cls(preprocessor, compiled)
+
+    def check_inputs(self, spec: FeatureSpec) -> None:
+        """Refuse, with a ``ValueError`` naming the branch, preprocessing that reads what
+        ``spec`` does not validate (:meth:`features.CompiledPreprocessor.check_inputs`)."""
+        with _within("preprocessor"):
+            self.preprocessor.check_inputs(spec)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; floats round-trip exactly."""

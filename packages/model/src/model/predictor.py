@@ -1,16 +1,17 @@
 """A loaded artifact and its predictions.
 
-An :class:`Artifact` comes from :func:`model.load_artifact`, which has verified its files and
-audited its skops file (:mod:`model.audit`) before building it. It predicts with the compiled
-form where the artifact has one (:mod:`model.compiled`: NumPy only for linear and tree
-models), else with the scikit-learn pipeline, loaded from skops on first use, after skops' own
-type audit (a second check against :data:`model.audit.TRUSTED_TYPES`). Nothing is ever
-unpickled.
+An :class:`Artifact` comes from :func:`model.load_artifact`, which has read each of its files
+once, verified those bytes and audited its skops file (:mod:`model.audit`) before building
+it from them. It predicts with the compiled form where the artifact has one
+(:mod:`model.compiled`: NumPy only for linear and tree models), else with the scikit-learn
+pipeline, loaded on first use from the skops bytes that were verified (never read again from
+disk), after skops' own type audit (a second check against
+:data:`model.audit.TRUSTED_TYPES`). Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,12 +41,17 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Artifact:
-    """A verified, audited, loaded model."""
+    """A verified, audited, loaded model: ``path`` is the folder it was read from (a link
+    given to :func:`model.load_artifact` resolved), ``digest`` the sha256 of the
+    ``manifest.json`` it was built from (which holds the sha256 of every other file), and
+    ``skops`` the verified bytes of its skops file."""
 
     path: Path
     manifest: Manifest
     spec: FeatureSpec
     compiled: CompiledPipeline | None
+    digest: str
+    skops: bytes = field(repr=False)
 
     @property
     def name(self) -> str:
@@ -61,8 +67,9 @@ class Artifact:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        """The scikit-learn pipeline, loaded from skops on first use (skops audits it again)."""
-        return load_pipeline(self.path / PIPELINE_FILE)
+        """The scikit-learn pipeline, loaded on first use from the verified skops bytes (skops
+        audits them again)."""
+        return load_pipeline(self.skops, self.path / PIPELINE_FILE)
 
     def predict(self, valid: ValidRows) -> Prediction:
         """Predict rows that passed the spec: only :func:`features.validate` makes
@@ -124,17 +131,17 @@ class Artifact:
         return list(self.manifest.classes or [])
 
 
-def load_pipeline(file: Path) -> Pipeline:
-    """The scikit-learn pipeline in the skops file ``file``, refused with
-    :class:`ArtifactError` unless skops' own audit finds only its safe types and
-    :data:`~model.audit.TRUSTED_TYPES` (the second check: :func:`model.load_artifact` has
-    audited the file already, see :mod:`model.audit`)."""
+def load_pipeline(data: bytes, file: Path) -> Pipeline:
+    """The scikit-learn pipeline in ``data``, the bytes of the skops file ``file`` (named in
+    messages), refused with :class:`ArtifactError` unless skops' own audit finds only its safe
+    types and :data:`~model.audit.TRUSTED_TYPES` (the second check: :func:`model.load_artifact`
+    has audited the same bytes already, see :mod:`model.audit`)."""
     import skops.io as sio  # noqa: PLC0415 - scikit-learn is imported only when needed
     from sklearn.pipeline import Pipeline  # noqa: PLC0415
 
-    check_skops_header(file)
+    check_skops_header(data, file)
     try:
-        untrusted = sio.get_untrusted_types(file=file)
+        untrusted = sio.get_untrusted_types(data=data)
     except Exception as error:
         msg = f"{file}: unreadable skops file: {error}"
         raise ArtifactError(msg) from None
@@ -142,7 +149,7 @@ def load_pipeline(file: Path) -> Pipeline:
     if unknown:
         msg = f"{file}: holds types outside the trusted list: {', '.join(unknown)}"
         raise ArtifactError(msg)
-    pipeline = sio.load(file, trusted=list(TRUSTED_TYPES))
+    pipeline = sio.loads(data, trusted=list(TRUSTED_TYPES))
     if not isinstance(pipeline, Pipeline):
         msg = f"{file}: holds a {type(pipeline).__name__}, expected a scikit-learn Pipeline"
         raise ArtifactError(msg)

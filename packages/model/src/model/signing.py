@@ -99,33 +99,35 @@ def sign_artifact(artifact: Path, key_file: Path) -> str:
     return signed
 
 
-def verify_signature(artifact: Path, key_file: Path) -> str:
-    """Check the artifact's signature with the public key in ``key_file`` before anything
-    else of it is read; return the key id, or raise :class:`ArtifactError` saying why."""
+def verify_signature(
+    artifact: Path, manifest: bytes, signature: bytes | None, key_file: Path
+) -> str:
+    """Check ``signature`` (the bytes of the artifact's :data:`SIGNATURE_FILE`, None when it
+    has none) over ``manifest`` (those of its ``manifest.json``) with the public key in
+    ``key_file``, before anything else of the artifact is read; return the key id, or raise
+    :class:`ArtifactError` saying why. ``artifact`` names the folder in messages."""
     from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
 
     key = public_key(key_file)
     expected = key_id(key)
     file = Path(artifact) / SIGNATURE_FILE
-    if not file.is_file():
+    if signature is None:
         msg = (
             f"{artifact}: not signed (no {SIGNATURE_FILE}), and a signature is required "
             f"(public key {key_file}, key id {expected}); sign it with `model sign`"
         )
         raise ArtifactError(msg)
     try:
-        if file.stat().st_size > MAX_SIGNATURE_BYTES:
-            raise ValueError("too large")  # noqa: EM101, TRY301 - turned into the message below
-        raw = json.loads(file.read_text(encoding="utf-8"))
+        raw = json.loads(signature)
         if raw["algorithm"] != ALGORITHM or raw["signed_file"] != MANIFEST_FILE:
             raise ValueError("another algorithm or signed file")  # noqa: EM101, TRY301
-        signature = base64.b64decode(raw["signature"], validate=True)
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        signed = base64.b64decode(raw["signature"], validate=True)
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         msg = f"{file}: not a signature this package writes ({type(error).__name__})"
         raise ArtifactError(msg) from None
     try:
-        key.verify(signature, (Path(artifact) / MANIFEST_FILE).read_bytes())
-    except (InvalidSignature, OSError):
+        key.verify(signed, manifest)
+    except InvalidSignature:
         msg = (
             f"{artifact}: the signature does not verify with the public key {key_file} (key id "
             f"{expected}; signed by key id {raw.get('key_id', '?')}): the artifact was changed "

@@ -1,14 +1,18 @@
-"""Writing an artifact atomically, and loading one: verify, audit, then build.
+"""Writing an artifact atomically, and loading one: read once, verify, audit, then build.
 
-:func:`load_artifact` trusts nothing it has not checked, in this order: with a public key,
-the signature over the manifest (:mod:`model.signing`); the manifest's format version
-(:mod:`model.manifest`); every file's sha256, and that no unlisted, pickle or joblib file is
-present; the features major.minor it was trained with (train/serve skew); the skops file's
-types (:func:`model.audit.audit_skops`, for every artifact, compiled or not: a loaded
-artifact is always an audited one); then the compiled form, and the pipeline when the
-compiled form does not predict alone; then the manifest's classes against the model's; last,
-the model version against the content it covers. Any failure raises :class:`ArtifactError`
-saying why.
+:func:`load_artifact` reads each file of the artifact once (:mod:`model.folder`: the path
+resolved once, no link inside the folder, regular files only), checks those bytes and builds
+the model from those same bytes, so a file changed on disk meanwhile is never used. It
+trusts nothing it has not checked, in this order: with a public key, the signature over the
+manifest's bytes (:mod:`model.signing`); the manifest's format version and fields
+(:mod:`model.manifest`); that no unlisted, pickle or joblib file is present, and every
+file's sha256; the features major.minor it was trained with (train/serve skew); the skops
+file's types (:func:`model.audit.audit_skops`, for every artifact, compiled or not: a loaded
+artifact is always an audited one); then the compiled form, its numbers checked
+(:mod:`model.compiled`), and the pipeline when the compiled form does not predict alone;
+then the manifest's classes against the model's, its name and task against its config and
+spec; last, the model version against the content it covers. Any failure raises
+:class:`ArtifactError` saying why.
 
 :func:`write_artifact` builds an artifact beside its destination and swaps it in, and audits
 the skops file it wrote, so training never leaves an artifact that loading would refuse.
@@ -17,11 +21,13 @@ the skops file it wrote, so training never leaves an artifact that loading would
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +38,7 @@ from features import FeatureSpec
 from model.audit import audit_skops
 from model.compiled import CompiledPipeline
 from model.exceptions import ArtifactError
+from model.folder import ArtifactFolder
 from model.manifest import (
     CARD_FILE,
     FORBIDDEN_SUFFIXES,
@@ -40,13 +47,14 @@ from model.manifest import (
     MANIFEST_FILE,
     PIPELINE_FILE,
     Manifest,
+    check_claims,
     covered,
     model_version,
-    read_manifest,
+    parse_manifest,
     sha256_file,
 )
 from model.predictor import Artifact
-from model.signing import SIGNATURE_FILE, verify_signature
+from model.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, verify_signature
 
 UNLISTED = (MANIFEST_FILE, SIGNATURE_FILE)
 """The files an artifact holds that its manifest cannot list: itself, and its signature."""
@@ -78,7 +86,7 @@ def write_artifact(
     staging = _new_dir(directory, "partial")
     try:
         sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
-        audit_skops(staging / PIPELINE_FILE)
+        audit_skops((staging / PIPELINE_FILE).read_bytes(), staging / PIPELINE_FILE)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         names = [PIPELINE_FILE, CARD_FILE]
         if compiled is not None:
@@ -171,26 +179,62 @@ def _listed_files(directory: Path) -> set[str] | None:
     return set(files) if isinstance(files, dict) else None
 
 
-def _verify_files(path: Path, manifest: Manifest) -> None:
-    present = sorted(p.name for p in path.iterdir() if p.name not in UNLISTED)
-    for name in present:
+@dataclass(frozen=True)
+class _Verified:
+    """An artifact's files as read once and verified: its folder (resolved), its manifest,
+    the sha256 of the manifest's bytes, and the bytes of every file the manifest lists."""
+
+    path: Path
+    manifest: Manifest
+    digest: str
+    files: dict[str, bytes]
+
+
+def _read_verified(folder: ArtifactFolder, public_key: Path | None) -> _Verified:
+    """Read the manifest (and, with a key, the signature, verified first), then each file it
+    lists, once; refuse a forbidden or unlisted file and any sha256 that does not match."""
+    path = folder.path
+    try:
+        manifest_bytes = folder.read(MANIFEST_FILE)
+    except FileNotFoundError:
+        msg = f"{path}: not a model artifact (no {MANIFEST_FILE})"
+        raise ArtifactError(msg) from None
+    if public_key is not None:
+        try:
+            signature: bytes | None = folder.read(SIGNATURE_FILE, MAX_SIGNATURE_BYTES)
+        except FileNotFoundError:
+            signature = None
+        verify_signature(path, manifest_bytes, signature, public_key)
+    manifest = parse_manifest(manifest_bytes, path / MANIFEST_FILE)
+    for name in folder.names():
         if name.lower().endswith(FORBIDDEN_SUFFIXES):
             msg = f"{path / name}: pickle/joblib files are refused; artifacts use skops only"
             raise ArtifactError(msg)
-        if name not in manifest.files:
+        if name not in manifest.files and name not in UNLISTED:
             msg = f"{path / name}: file not listed in the manifest; refusing the artifact"
-            raise ArtifactError(msg)
-    for name, expected in sorted(manifest.files.items()):
-        file = path / name
-        if Path(name).name != name or not file.is_file():
-            msg = f"{file}: listed in the manifest but missing"
-            raise ArtifactError(msg)
-        if sha256_file(file) != expected:
-            msg = f"{file}: sha256 does not match the manifest; the file was changed or truncated"
             raise ArtifactError(msg)
     if PIPELINE_FILE not in manifest.files:
         msg = f"{path}: the manifest lists no {PIPELINE_FILE}"
         raise ArtifactError(msg)
+    files = {
+        name: _read_listed(folder, name, expected) for name, expected in manifest.files.items()
+    }
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    return _Verified(path, manifest, digest, files)
+
+
+def _read_listed(folder: ArtifactFolder, name: str, expected: str) -> bytes:
+    """The bytes of a file the manifest lists, once their sha256 is the one it lists."""
+    file = folder.path / name
+    try:
+        data = folder.read(name)
+    except FileNotFoundError:
+        msg = f"{file}: listed in the manifest but missing"
+        raise ArtifactError(msg) from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        msg = f"{file}: sha256 does not match the manifest; the file was changed or truncated"
+        raise ArtifactError(msg)
+    return data
 
 
 def _check_skew(path: Path, manifest: Manifest) -> None:
@@ -210,30 +254,31 @@ def _check_skew(path: Path, manifest: Manifest) -> None:
 
 
 def load_artifact(path: str | Path, public_key: str | Path | None = None) -> Artifact:
-    """Verify, audit and load an artifact directory; refuse it with :class:`ArtifactError`
-    when anything is off (see the module docstring for the order of checks). With
-    ``public_key`` (a PEM file), its signature must verify first (:mod:`model.signing`)."""
-    path = Path(path)
-    if not path.is_dir():
-        msg = f"{path}: artifact directory not found"
-        raise ArtifactError(msg)
+    """Read each file of an artifact folder once, verify and audit those bytes, and build the
+    model from them; refuse it with :class:`ArtifactError` when anything is off (see the
+    module docstring for the order of checks). With ``public_key`` (a PEM file), its
+    signature must verify first (:mod:`model.signing`). A link to the folder is resolved once:
+    the artifact's ``path`` is the folder it was read from."""
     try:
-        if public_key is not None:
-            verify_signature(path, Path(public_key))
-        return _load(path)
+        with ArtifactFolder(Path(path)) as folder:
+            verified = _read_verified(folder, None if public_key is None else Path(public_key))
     except OSError as error:  # unreadable files: permissions, a folder where a file belongs
         msg = f"{path}: cannot read the artifact: {error.strerror or error}"
         raise ArtifactError(msg) from None
+    return _build(verified)
 
 
-def _load(path: Path) -> Artifact:
-    manifest = read_manifest(path)
-    _verify_files(path, manifest)
+def _build(verified: _Verified) -> Artifact:
+    """The model, from the verified bytes alone: nothing is read from disk again."""
+    path, manifest, files = verified.path, verified.manifest, verified.files
     _check_skew(path, manifest)
-    audit_skops(path / PIPELINE_FILE)  # every artifact, before anything of the pipeline is used
+    audit_skops(files[PIPELINE_FILE], path / PIPELINE_FILE)  # before the pipeline is used
     spec = FeatureSpec.from_dict(manifest.feature_spec, source=f"{path / MANIFEST_FILE}")
-    compiled = _load_compiled(path) if INFERENCE_FILE in manifest.files else None
-    artifact = Artifact(path=path, manifest=manifest, spec=spec, compiled=compiled)
+    check_claims(path / MANIFEST_FILE, manifest, spec.task)
+    compiled = None
+    if INFERENCE_FILE in files:
+        compiled = _load_compiled(files[INFERENCE_FILE], path / INFERENCE_FILE, spec)
+    artifact = Artifact(path, manifest, spec, compiled, verified.digest, files[PIPELINE_FILE])
     if compiled is None or compiled.estimator is None:
         _ = artifact.pipeline  # its estimator is needed: load it now (skops audits it again)
         predicts = getattr(artifact.pipeline[-1], "classes_", None)
@@ -251,7 +296,8 @@ def _check_version(path: Path, manifest: Manifest, covers: list[str]) -> None:
         msg = (
             f"{path / MANIFEST_FILE}: model version {manifest.model_version} does not match "
             f"what the artifact holds ({computed}, covering {', '.join(covers)}): something "
-            "that decides its predictions was changed; retrain it or restore the original"
+            "that decides its predictions, or the metrics it claims, was changed; retrain it or "
+            "restore the original"
         )
         raise ArtifactError(msg)
 
@@ -269,13 +315,18 @@ def _check_classes(path: Path, manifest: Manifest, spec: FeatureSpec, predicts: 
         raise ArtifactError(msg)
 
 
-def _load_compiled(path: Path) -> CompiledPipeline:
-    file = path / INFERENCE_FILE
+def _load_compiled(data: bytes, file: Path, spec: FeatureSpec) -> CompiledPipeline:
+    """The compiled form, every field checked, its preprocessing reading the spec's features."""
     try:
-        return CompiledPipeline.from_dict(json.loads(file.read_text(encoding="utf-8")))
+        compiled = CompiledPipeline.from_dict(json.loads(data))
+        compiled.check_inputs(spec)
     except RecursionError:
         msg = f"{file}: malformed compiled model (JSON nested too deeply)"
+        raise ArtifactError(msg) from None
+    except ValueError as error:  # a checked field, named by the message (or JSON, Unicode)
+        msg = f"{file}: malformed compiled model: {error}"
         raise ArtifactError(msg) from None
     except Exception as error:  # untrusted data: any failure to read it is a refusal
         msg = f"{file}: malformed compiled model ({type(error).__name__}: {error})"
         raise ArtifactError(msg) from None
+    return compiled

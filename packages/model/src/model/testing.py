@@ -1,13 +1,16 @@
-"""Helpers for tests: the bundled default artifact set aside, and signing keys."""
+"""Helpers for tests: the bundled default artifact set aside, signing keys, and a manifest
+rewritten with its model version recomputed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from model.bundled import default_artifact_dir
+from model.manifest import MANIFEST_FILE, model_version
 
 
 @contextmanager
@@ -51,3 +54,13 @@ def key_pair(folder: Path, name: str = "signer") -> tuple[Path, Path]:
         )
     )
     return private, public
+
+
+def rewrite_manifest(artifact: Path, **changes: object) -> None:
+    """Change fields of the manifest of the artifact folder ``artifact`` and recompute its
+    model version, as whoever can write the folder could: the artifact loads (unsigned) and
+    shows the changes under another version."""
+    file = artifact / MANIFEST_FILE
+    manifest = json.loads(file.read_text(encoding="utf-8")) | changes
+    manifest["model_version"] = model_version(manifest, manifest["model_version_covers"])
+    file.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from features import json_numbers, json_texts
+
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
@@ -60,61 +62,46 @@ class CompiledTrees:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CompiledTrees:
-        """Build from plain data, refusing anything that is not a set of finite trees."""
+        """Build from plain data, refusing with a ``ValueError`` naming the field anything
+        but a set of finite trees (see :func:`_check_tables`), in time linear in its size."""
         kind = raw["kind"]
         if kind not in {"forest", "boosting"}:
-            msg = f"unknown compiled tree kind {kind!r}"
+            msg = f"kind: unknown compiled tree kind {kind!r}"
             raise ValueError(msg)
         nodes = raw["nodes"]
-        left = np.asarray(nodes["left"], dtype=np.intp)
-        right = np.asarray(nodes["right"], dtype=np.intp)
-        n_nodes = len(left)
-        leaf = left < 0
-        index = np.arange(n_nodes, dtype=np.intp)
+        left, right, feature, missing = (
+            json_numbers(nodes[k], f"nodes.{k}", ndim=1, integers=True)
+            for k in ("left", "right", "feature", "missing_left")
+        )
+        threshold = json_numbers(nodes["threshold"], "nodes.threshold", ndim=1, infinite=True)
+        value = json_numbers(nodes["value"], "nodes.value", ndim=2)
+        roots = json_numbers(raw["roots"], "roots", ndim=1, integers=True)
+        n_features = int(json_numbers(raw["n_features"], "n_features", ndim=0, integers=True))
+        classes = np.asarray(json_texts(raw.get("classes") or [], "classes"), dtype=object)
+        output = json_numbers(
+            raw.get("output") or [0] * len(roots), "output", ndim=1, integers=True
+        )
+        baseline = json_numbers(raw.get("baseline") or [], "baseline", ndim=1)
+        arrays = {"right": right, "feature": feature, "threshold": threshold}
+        arrays |= {"missing_left": missing, "value": value}
+        for name, array in arrays.items():
+            if len(array) != len(left):
+                msg = f"nodes.{name}: {len(array)} entries for {len(left)} nodes"
+                raise ValueError(msg)
+        _check_outputs(kind, classes, value, output, baseline)
+        leaf = _check_tables(left, right, roots, feature, n_features)
+        if not np.isin(missing, (0, 1)).all():
+            msg = "nodes.missing_left: expected 0 or 1"
+            raise ValueError(msg)
+        index = np.arange(len(left), dtype=np.intp)
         children = np.column_stack([np.where(leaf, index, left), np.where(leaf, index, right)])
-        feature = np.asarray(nodes["feature"], dtype=np.intp)
-        threshold = np.asarray(nodes["threshold"], dtype=np.float64)
-        missing_left = np.asarray(nodes["missing_left"], dtype=bool)
-        value = np.atleast_2d(np.asarray(nodes["value"], dtype=np.float64))
-        roots = np.asarray(raw["roots"], dtype=np.intp)
-        n_features = int(raw["n_features"])
-        arrays = (right, feature, threshold, missing_left, value)
-        if any(len(a) != n_nodes for a in arrays) or not len(roots):
-            msg = "compiled trees: node arrays of different lengths, or no tree"
-            raise ValueError(msg)
-        inner = ~leaf
-        if (
-            (children < 0).any()
-            or (children >= n_nodes).any()
-            or (roots < 0).any()
-            or (roots >= n_nodes).any()
-            or (feature[inner] < 0).any()
-            or (feature[inner] >= n_features).any()
-        ):
-            msg = "compiled trees: a child, root or feature index out of range"
-            raise ValueError(msg)
-        classes = np.asarray(raw.get("classes") or [], dtype=object)
-        outputs = value.shape[1]
-        output = np.asarray(raw.get("output") or np.zeros(len(roots)), dtype=np.intp)
-        baseline = np.asarray(raw.get("baseline") or [], dtype=np.float64)
-        if len(output) != len(roots) or (output < 0).any() or (output >= outputs).any():
-            msg = "compiled trees: each tree's output column must be one of the outputs"
-            raise ValueError(msg)
-        if kind == "boosting" and len(baseline) != outputs:
-            msg = "compiled trees: boosting needs one baseline per output"
-            raise ValueError(msg)
-        if kind == "forest" and len(classes) not in {0, outputs}:
-            msg = "compiled trees: a forest's leaves hold one probability per class"
-            raise ValueError(msg)
-        feature = np.where(leaf, 0, feature)
-        threshold = np.where(leaf, np.inf, threshold)
         return cls(
             kind,
             n_features,
-            feature,
-            threshold,
+            np.where(leaf, 0, feature),
+            np.where(leaf, np.inf, threshold),
             children,
-            missing_left | leaf,
+            missing.astype(bool) | leaf,
             value,
             roots,
             output,
@@ -218,15 +205,74 @@ def _in_order(terms: np.ndarray) -> np.ndarray:
     return np.asarray(np.cumsum(terms, axis=0)[-1])
 
 
+def _check_outputs(
+    kind: str, classes: np.ndarray, value: np.ndarray, output: np.ndarray, baseline: np.ndarray
+) -> None:
+    """A leaf holds as many outputs as the model has: a forest's classifier one probability
+    per class, boosting's one raw score per class beyond two, a regressor one value; each
+    tree adds to one of them, and boosting starts from one baseline per output."""
+    outputs = len(classes) or 1
+    if kind == "boosting" and len(classes) == 2:  # binary: one raw score
+        outputs = 1
+    if value.shape[1] != outputs:
+        msg = f"nodes.value: {value.shape[1]} outputs per node, where the model has {outputs}"
+        raise ValueError(msg)
+    if ((output < 0) | (output >= outputs)).any() or (kind == "forest" and output.any()):
+        msg = "output: each tree's output column must be one of the outputs"
+        raise ValueError(msg)
+    if len(baseline) != (outputs if kind == "boosting" else 0):
+        msg = "baseline: boosting needs one baseline per output, a forest none"
+        raise ValueError(msg)
+
+
+def _check_tables(
+    left: np.ndarray,
+    right: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    n_features: int,
+) -> np.ndarray:
+    """Refuse node tables that are not a forest of binary trees; return which nodes are
+    leaves. A leaf's children are -1; an inner node's come after it in the table (as
+    scikit-learn numbers them), so no walk can loop; and every node is reached exactly
+    once, as a root or as one node's child, so every tree is a tree. Linear in the nodes."""
+    n_nodes = len(left)
+    leaf: np.ndarray = left == -1
+    if not len(roots) or not n_nodes:
+        msg = "roots: no tree"
+        raise ValueError(msg)
+    if ((right == -1) != leaf).any():
+        msg = "nodes.right: a node with one child (a leaf's are both -1)"
+        raise ValueError(msg)
+    inner = np.flatnonzero(~leaf)
+    for name, child in (("left", left), ("right", right)):
+        if ((child[inner] <= inner) | (child[inner] >= n_nodes)).any():
+            msg = f"nodes.{name}: a child out of range, or not after its parent"
+            raise ValueError(msg)
+    if ((roots < 0) | (roots >= n_nodes)).any():
+        msg = "roots: a root out of range"
+        raise ValueError(msg)
+    reached = np.bincount(np.concatenate([roots, left[inner], right[inner]]), minlength=n_nodes)
+    if (reached != 1).any():
+        msg = f"nodes: node {int(np.flatnonzero(reached != 1)[0])} is reached "
+        msg += f"{int(reached[reached != 1][0])} times; every node once, as a root or a child"
+        raise ValueError(msg)
+    if n_features < 1 or ((feature[inner] < 0) | (feature[inner] >= n_features)).any():
+        msg = f"nodes.feature: a feature out of range (the trees take {n_features})"
+        raise ValueError(msg)
+    return leaf
+
+
 def _depth(children: np.ndarray, roots: np.ndarray, leaf: np.ndarray) -> int:
-    """Levels of the deepest tree, walking from the roots; refuses cycles and runaways."""
+    """Levels of the deepest tree, walking from the roots: each node once (the tables are
+    checked, :func:`_check_tables`); refuses a tree deeper than :data:`MAX_DEPTH`."""
     frontier, depth = roots[~leaf[roots]], 0
     while len(frontier):
         depth += 1
         if depth > MAX_DEPTH:
-            msg = f"compiled trees: deeper than {MAX_DEPTH} levels, or a cycle"
+            msg = f"nodes: a tree deeper than {MAX_DEPTH} levels"
             raise ValueError(msg)
-        frontier = np.unique(children[frontier])  # a node reached twice is walked once
+        frontier = children[frontier].ravel()
         frontier = frontier[~leaf[frontier]]
     return depth
 
@@ -263,7 +309,7 @@ def _forest(forest: Any) -> CompiledTrees | None:  # noqa: ANN401 - scikit-learn
         nodes["threshold"].append(np.where(leaf, 0.0, tree.threshold))
         nodes["left"].append(np.where(leaf, -1, tree.children_left + offset))
         nodes["right"].append(np.where(leaf, -1, tree.children_right + offset))
-        nodes["missing_left"].append(np.asarray(tree.missing_go_to_left, dtype=bool))
+        nodes["missing_left"].append(np.asarray(tree.missing_go_to_left, dtype=np.intp))
         value = tree.value[:, 0, : len(classes) or 1]
         if classes:  # what DecisionTreeClassifier.predict_proba does to a leaf's value
             normalizer = value.sum(axis=1)[:, np.newaxis]
@@ -302,7 +348,7 @@ def _boosting(model: Any) -> CompiledTrees | None:  # noqa: ANN401 - scikit-lear
             nodes["threshold"].append(np.where(leaf, 0.0, table["num_threshold"]))
             nodes["left"].append(np.where(leaf, -1, table["left"].astype(np.int64) + offset))
             nodes["right"].append(np.where(leaf, -1, table["right"].astype(np.int64) + offset))
-            nodes["missing_left"].append(table["missing_go_to_left"].astype(bool))
+            nodes["missing_left"].append(table["missing_go_to_left"].astype(np.intp))
             value = np.zeros((len(table), len(baseline)))
             value[:, column] = table["value"]
             nodes["value"].append(value)
