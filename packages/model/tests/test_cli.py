@@ -157,6 +157,8 @@ def test_info_and_evaluate(
     info = info_rows(capsys.readouterr().out)
     assert info["task"] == "classification (target species)"
     assert info["classes"] == "Adelie, Chinstrap, Gentoo"
+    digest = load_artifact(saved).digest  # what serving's artifact_digest setting takes
+    assert info["digest"].replace(" ", "") == f"{digest}(sha256ofmanifest.json)"
 
     frame = pd.read_csv(in_workspace / "data" / "penguins.csv")
     classes = ["Adelie", "Chinstrap", "Gentoo"]

@@ -384,6 +384,7 @@ def test_every_setting_is_a_flag_and_a_variable(name: str, monkeypatch: pytest.M
         "port": ("8081", "8082"),
         "max_body_bytes": ("4096", "8192"),
         "log_level": ("debug", "error"),
+        "artifact_digest": ("0" * 64, "f" * 64),
     }
     first, second = special.get(name) or samples.get(field.annotation, ("/a", "/b"))  # type: ignore[arg-type]
     monkeypatch.setenv(variable, first)

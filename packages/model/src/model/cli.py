@@ -206,6 +206,7 @@ def _info(args: argparse.Namespace) -> int:
     data = m.data
     rows = {
         "path": str(artifact.path),
+        "digest": f"{artifact.digest} (sha256 of manifest.json)",
         "task": f"{m.task} (target {artifact.spec.target.name})",
         "estimator": str(m.config.get("estimator", "-")),
         "features": ", ".join(artifact.spec.feature_names),

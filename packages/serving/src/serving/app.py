@@ -19,10 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from uvicorn.config import STARTUP_FAILURE
 
 import serving
 from features import ValidRows, edge_records, validate
-from model import Artifact, Prediction, load_artifact_or_default
+from model import Artifact, ArtifactError, ModelError, Prediction, load_artifact_or_default
 from serving import mlflow_protocol, open_inference
 from serving.door import Door
 from serving.observability import (
@@ -67,8 +68,16 @@ ROUTES = {
 
 def load(settings: Settings) -> Artifact:
     """The configured artifact, or the one bundled in the installed model package; with a
-    public key, only once its signature verifies."""
-    return load_artifact_or_default(settings.artifact, settings.public_key)
+    public key, only once its signature verifies; with a digest, only that artifact."""
+    artifact = load_artifact_or_default(settings.artifact, settings.public_key)
+    if settings.artifact_digest not in {None, artifact.digest}:
+        msg = (
+            f"{artifact.path}: not the artifact this service started with (its manifest's "
+            f"sha256 is {artifact.digest}, not {settings.artifact_digest}): it was replaced; "
+            "restart the service to serve the new one"
+        )
+        raise ArtifactError(msg)
+    return artifact
 
 
 def predict_items(artifact: Artifact, predicted: Prediction) -> list[PredictionItem]:
@@ -278,5 +287,11 @@ def _self_check_rows(artifact: Artifact) -> ValidRows:
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory (``serving.app:app_from_env``): settings from ``SERVING_*``."""
-    return create_app(Settings())
+    """uvicorn factory (``serving.app:app_from_env``): settings from ``SERVING_*``. An artifact
+    refused (one replaced since ``serve`` verified it) is one error line, and the worker
+    exits as one that failed to start: uvicorn stops the service rather than restart it."""
+    try:
+        return create_app(Settings())
+    except ModelError as error:
+        LOG.error("%s", error)  # noqa: TRY400 - the message says it all: no traceback
+        raise SystemExit(STARTUP_FAILURE) from None

@@ -42,8 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415 - keeps `serving --help` fast
     from serving.server import serve  # noqa: PLC0415
 
-    settings = _settings(args)
-    artifact = load(settings)  # fail here, with a message, rather than inside a worker
+    given = _settings(args)
+    artifact = load(given)  # fail here, with a message, rather than inside a worker
+    # Every worker loads the folder verified here, and refuses it unless it is still the same.
+    settings = given.model_copy(
+        update={"artifact": artifact.path, "artifact_digest": artifact.digest}
+    )
     err.print(
         f"serving {artifact.name} {artifact.version} on http://{settings.host}:{settings.port}"
     )
@@ -52,11 +56,13 @@ def _serve(args: argparse.Namespace) -> int:
     except SystemExit as stop:  # uvicorn exits 1 or 3 when it cannot bind its socket
         if stop.code in {0, None}:
             return 0
+        load(settings)  # or when the worker refused the artifact: then that is the error
         _fail(
             f"could not serve on http://{settings.host}:{settings.port}: the address is in use "
             "or not allowed (uvicorn's message is above)"
         )
         return EXIT_CANNOT_LISTEN
+    load(settings)  # uvicorn stops every worker when one refuses the artifact: say why
     return 0
 
 

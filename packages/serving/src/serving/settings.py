@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     artifact: Path | None = Field(
         None, description="artifact directory; default: the one bundled in the installed model"
     )
+    artifact_digest: str | None = Field(
+        None,
+        pattern="^[0-9a-f]{64}$",
+        description="sha256 of the artifact's manifest.json (`model info` shows it): any other "
+        "artifact is refused; `serve` sets it for its workers, so all serve the one it verified",
+    )
     public_key: Path | None = Field(
         None,
         description="Ed25519 public key (PEM): the artifact's signature must verify with it "
