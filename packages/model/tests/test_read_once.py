@@ -25,9 +25,10 @@ def probabilities(artifact: Artifact, penguins: pd.DataFrame) -> np.ndarray:
 def test_a_file_swapped_while_loading_is_never_used(
     copy: Path, tmp_path: Path, penguins: pd.DataFrame
 ) -> None:
-    """A thread swaps inference.json between the original and a tampered one (other
-    coefficients, same size class) all the time loads run: a load may be refused, but one
-    that is accepted predicts with the original model, never with what was swapped in."""
+    """A thread swaps inference.json between the original and a tampered one (its
+    coefficients negated) all the time loads run: a load may be refused, but one that is
+    accepted predicts with the original model, never with what was swapped in (before, one
+    read was hashed and another built the model)."""
     original = probabilities(load_artifact(copy), penguins)
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     shutil.copyfile(copy / INFERENCE_FILE, good)

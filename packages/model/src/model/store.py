@@ -262,7 +262,7 @@ def load_artifact(path: str | Path, public_key: str | Path | None = None) -> Art
     try:
         with ArtifactFolder(Path(path)) as folder:
             verified = _read_verified(folder, None if public_key is None else Path(public_key))
-    except OSError as error:  # unreadable files: permissions, a folder where a file belongs
+    except OSError as error:  # unreadable: permissions, a loop of links, an I/O error
         msg = f"{path}: cannot read the artifact: {error.strerror or error}"
         raise ArtifactError(msg) from None
     return _build(verified)
