@@ -1,7 +1,9 @@
-"""Publishing round trip with real parts: a local pypiserver that requires authentication for
-reads as well as uploads and has no fallback to PyPI, the project's own publish flow, and a
-consumer project outside the workspace that installs `serving` from that index (authenticating
-with uv's UV_INDEX_PRIVATE_* variables) and scores a file with the bundled model."""
+"""Publishing with real parts: a local pypiserver that requires authentication for reads as well
+as uploads and has no fallback to PyPI; the release tool run as a maintainer runs it (`uv run` in
+a throwaway copy of the workspace, so its environment holds the versions being released) through
+histories of several packages and releases; and a consumer project outside the workspace,
+written and run as docs/publishing.md shows, that installs `serving` from that index and
+scores a file with the bundled model."""
 
 import base64
 import contextlib
@@ -9,11 +11,13 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
-import time
+import tomllib
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +25,7 @@ import pandas as pd
 import pytest
 
 from model import TrainConfig, train
-from serving.testing import free_port
+from serving.testing import free_port, wait_until
 
 from .conftest import GIT, ROOT
 
@@ -46,6 +50,14 @@ def index(tmp_path: Path) -> Iterator[str]:
     """pypiserver on a free loopback port, serving ``tmp_path / "index"``."""
     with pypiserver(tmp_path) as url:
         yield url
+
+
+def answers(request: urllib.request.Request) -> bool:
+    try:
+        urllib.request.urlopen(request, timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -82,14 +94,8 @@ def pypiserver(tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         request = urllib.request.Request(f"{url}/simple/", headers={"Authorization": AUTH})
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(request, timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"pypiserver did not start: {(tmp_path / 'index.log').read_text()}")
+        wait_until(lambda: answers(request) or process.poll() is not None, "pypiserver", 120)
+        assert process.poll() is None, (tmp_path / "index.log").read_text()
         with pytest.raises(urllib.error.HTTPError) as anonymous:
             urllib.request.urlopen(f"{url}/simple/", timeout=5).close()
         anonymous.value.close()
@@ -100,10 +106,35 @@ def pypiserver(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=15)
 
 
-def publish(
-    repo: Path, index: str, password: str, index_password: str = PASSWORD, *options: str
-) -> subprocess.CompletedProcess[str]:
-    env = clean_env(
+def held(folder: Path) -> list[str]:
+    """The files an index holds."""
+    return sorted(p.name for p in (folder / "index").iterdir())
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        [*GIT, *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def tags(repo: Path) -> list[str]:
+    return git(repo, "tag").split()
+
+
+def release_tool(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``uv run python tools/release.py ARGS`` in ``repo``: uv syncs the copy's own environment
+    first, as for a maintainer, so it holds the versions being released."""
+    return subprocess.run(
+        ["uv", "run", "--quiet", "--locked", "--no-dev", "--python", sys.executable, "python",
+         "tools/release.py", *args],
+        cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+
+
+def publish_env(
+    index: str, password: str = PASSWORD, index_password: str = PASSWORD
+) -> dict[str, str]:
+    return clean_env(
         UV_PUBLISH_URL=f"{index}/",
         UV_PUBLISH_USERNAME=USER,
         UV_PUBLISH_PASSWORD=password,
@@ -115,43 +146,49 @@ def publish(
         GIT_AUTHOR_NAME="Release Test",
         GIT_AUTHOR_EMAIL="release@test.invalid",
     )
-    return subprocess.run(
-        [sys.executable, "tools/release.py", "publish", *options],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
 
 
-CONSUMER = """\
-[project]
-name = "consumer"
-version = "0"
-requires-python = ">=3.11"
-# uv honours an index pin only for a direct dependency: name the siblings too.
-dependencies = ["serving", "model", "features"]
+def publish(
+    repo: Path, index: str, password: str = PASSWORD, index_password: str = PASSWORD, *options: str
+) -> subprocess.CompletedProcess[str]:
+    return release_tool(repo, "publish", *options, env=publish_env(index, password, index_password))
 
-[tool.uv]
-package = false
 
-[[tool.uv.index]]
-name = "private"
-url = "{index}/simple/"
-explicit = true
+def bump(repo: Path, name: str, part: str, note: str) -> str:
+    """A change fragment saying ``note``, then ``tools/release.py bump``; returns its output."""
+    (repo / "packages" / name / "changes" / f"+{part}-{name}.misc.md").write_text(note)
+    bumped = release_tool(repo, "bump", name, part, env=clean_env())
+    assert bumped.returncode == 0, bumped.stderr
+    return bumped.stdout
 
-[tool.uv.sources]
-serving = {{ index = "private" }}
-model = {{ index = "private" }}
-features = {{ index = "private" }}
-"""
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+def lines_of(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The tool's report without its first line (where it publishes to)."""
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first.startswith("publishing to http://127.0.0.1:")
+    return rest
+
+
+# --- the first release, and a consumer as the docs show ----------------------------------------
+
+
+def docs_consumer() -> tuple[str, list[list[str]]]:
+    """docs/publishing.md's consumer pyproject and the commands that follow it."""
+    text = (ROOT / "docs" / "publishing.md").read_text().split("<!-- consumer:", 1)[1]
+    pyproject = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
+    return pyproject, [argv for argv in commands if argv]
 
 
 def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> None:
     repo = snapshot
-    uploaded_to = tmp_path / "index"
     wrong_index = publish(repo, index, PASSWORD, index_password="wrong index password")
     assert wrong_index.returncode == 1
     assert re.fullmatch(
@@ -160,105 +197,286 @@ def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> No
         wrong_index.stderr,
     ), wrong_index.stderr
     assert "wrong index password" not in wrong_index.stdout + wrong_index.stderr
-    assert list(uploaded_to.iterdir()) == []  # refused before building or uploading anything
+    assert held(tmp_path) == []  # refused before building or uploading anything
     assert list((repo / "dist").iterdir()) == [repo / "dist" / ".made-by-release-tool"]
 
     wrong = publish(repo, index, "wrong password")
     assert wrong.returncode == 1
     assert "features 0.1.0: upload refused" in wrong.stderr
     assert "wrong password" not in wrong.stdout + wrong.stderr
-    assert list(uploaded_to.iterdir()) == []
+    assert held(tmp_path) == []
+    assert tags(repo) == []
 
-    first = publish(repo, index, PASSWORD)
-    assert first.returncode == 0, first.stderr
-    for name in ("features", "model", "serving"):
-        assert f"{name} 0.1.0: published" in first.stdout
-    tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True)
-    assert tags.stdout.split() == ["features-v0.1.0", "model-v0.1.0", "serving-v0.1.0"]
-    uploaded = sorted(p.name for p in uploaded_to.iterdir())
+    first = lines_of(publish(repo, index))
+    assert first == [
+        line
+        for name in ("features", "model", "serving")
+        for line in (
+            f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json)",
+            f"{name} 0.1.0: tagged {name}-v0.1.0",
+        )
+    ]
+    assert tags(repo) == ["features-v0.1.0", "model-v0.1.0", "serving-v0.1.0"]
+    uploaded = held(tmp_path)
     assert len(uploaded) == 6
     for name in ("features", "model", "serving"):  # each release's SBOM, beside its wheel
         sbom = json.loads((repo / "dist" / f"{name}-0.1.0.cdx.json").read_text())
         assert sbom["metadata"]["component"]["version"] == "0.1.0"
-        assert f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json" in first.stdout
 
-    again = publish(repo, index, PASSWORD)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already on the index, skipped") == 3
-    assert sorted(p.name for p in uploaded_to.iterdir()) == uploaded
+    again = lines_of(publish(repo, index))
+    assert again == [
+        f"{name} 0.1.0: released ({name}-v0.1.0), unchanged since, on the index: skipped"
+        for name in ("features", "model", "serving")
+    ]
+    assert held(tmp_path) == uploaded
 
     consumer = tmp_path / "consumer"
     consumer.mkdir()
-    (consumer / "pyproject.toml").write_text(CONSUMER.format(index=index))
+    install_and_run_as_the_docs_show(consumer, index, tmp_path)
+
+
+def install_and_run_as_the_docs_show(consumer: Path, index: str, tmp_path: Path) -> None:
+    """Write the docs' consumer pyproject and run its commands as written, with uv's own
+    ``UV_INDEX=private=...`` pointing its placeholder at the local index; ``serve`` gets a free
+    loopback port and is stopped once ready."""
+    pyproject, commands = docs_consumer()
+    (consumer / "pyproject.toml").write_text(pyproject)
+    penguins_csv = ROOT / "data" / "penguins.csv"
+    pd.read_csv(penguins_csv).to_parquet(consumer / "input.parquet")
+    env = clean_env(UV_INDEX=f"private={index}/simple/", UV_PYTHON=sys.executable)
+    sync = ["uv", "sync"]
+    assert sync in commands
     anonymous = subprocess.run(
-        ["uv", "sync", "--quiet", "--python", sys.executable],
-        cwd=consumer,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+        sync, cwd=consumer, env=env, capture_output=True, text=True, check=False, timeout=600
     )
     assert anonymous.returncode != 0, "the index served a read without credentials"
     assert "401" in anonymous.stderr, anonymous.stderr
-    # uv reads the credentials of the index named `private` from these variables
-    consumer_env = clean_env(UV_INDEX_PRIVATE_USERNAME=USER, UV_INDEX_PRIVATE_PASSWORD=PASSWORD)
-    subprocess.run(
-        ["uv", "sync", "--quiet", "--python", sys.executable],
-        cwd=consumer,
-        env=consumer_env,
-        check=True,
-        timeout=600,
+    outputs = {}
+    for argv in commands:
+        if argv[0] == "export":  # the credentials uv reads for the index named `private`
+            assert [a.split("=")[0] for a in argv[1:]] == [
+                "UV_INDEX_PRIVATE_USERNAME",
+                "UV_INDEX_PRIVATE_PASSWORD",
+            ]
+            env.update(UV_INDEX_PRIVATE_USERNAME=USER, UV_INDEX_PRIVATE_PASSWORD=PASSWORD)
+        elif argv[:3] == ["uv", "run", "serving"] and argv[3] == "serve":
+            serve_until_ready(argv, consumer, env, tmp_path / "serve.log")
+        else:
+            done = subprocess.run(
+                argv,
+                cwd=consumer,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            assert done.returncode == 0, f"{shlex.join(argv)}: {done.stderr}"
+            outputs[shlex.join(argv)] = done.stdout
+    lock = tomllib.loads((consumer / "uv.lock").read_text())
+    sources = {p["name"]: p["source"] for p in lock["package"]}
+    for name in ("features", "model", "serving"):  # from the private index only
+        assert sources[name] == {"registry": f"{index}/simple/"}
+    assert sources["numpy"] == {"registry": "https://pypi.org/simple"}
+    assert "0.1.0" in outputs["uv run model info"]
+    assert (
+        "344 input rows = 344 scored + 0 rejected"
+        in outputs["uv run serving score input.parquet scores.parquet"]
     )
-    penguins_csv, output = ROOT / "data" / "penguins.csv", tmp_path / "scores.csv"
-    uv_run = ["uv", "run", "--python", sys.executable, "--locked"]
-    scored = subprocess.run(
-        [*uv_run, "serving", "score", penguins_csv, output],
-        cwd=consumer,
-        env=consumer_env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    assert "344 input rows = 344 scored + 0 rejected" in scored.stdout
-
     expected = train(TrainConfig.from_toml(ROOT / "configs" / "penguins_species.toml"))
-    penguins = pd.read_csv(penguins_csv)
-    features = penguins[expected.spec.feature_names]
-    assert pd.read_csv(output)["prediction"].tolist() == list(expected.pipeline.predict(features))
+    features = pd.read_csv(penguins_csv)[expected.spec.feature_names]
+    predictions = pd.read_parquet(consumer / "scores.parquet")["prediction"].tolist()
+    assert predictions == list(expected.pipeline.predict(features))
 
 
-def test_same_release_to_a_second_index_and_a_moved_tag(snapshot: Path, tmp_path: Path) -> None:
-    """Tags that exist and point at this commit do not stop a publish to another index (it
-    uploads what that index lacks); a tag that points elsewhere stops it before any upload."""
+def serve_until_ready(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+    """Run the docs' ``serve`` command on a free loopback port until ``/ready`` answers 200."""
+    argv = list(argv)
+    port = free_port()
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    with log.open("wb") as output:
+        server = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        ready = f"http://127.0.0.1:{port}/ready"
+        wait_until(
+            lambda: answers(urllib.request.Request(ready)) or server.poll() is not None,
+            "the consumer's service to be ready",
+            300,
+        )
+        assert server.poll() is None, log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# --- release histories ------------------------------------------------------------------------
+
+
+def test_independent_releases(snapshot: Path, tmp_path: Path) -> None:
+    """After the first release only what changed is published: a dirty tree and an unbumped
+    change are refused; model 0.1.1 alone; a run right after uploads nothing; a minor
+    features release that widens model's and serving's ranges publishes all three, in order."""
+    repo = snapshot
+    with pypiserver(tmp_path) as index:
+        lines_of(publish(repo, index))
+
+        readme = repo / "packages" / "model" / "README.md"
+        readme.write_text(readme.read_text() + "\nA note.\n")
+        (repo / "packages" / "features" / "src" / "features" / "draft.py").write_text("x = 1\n")
+        dirty = publish(repo, index)
+        assert dirty.returncode == 1
+        assert dirty.stderr == (
+            "error: uncommitted changes in packages/features/src/features/draft.py, "
+            "packages/model/README.md: only committed work is published; commit them (or "
+            "stash them) and publish again (nothing was built)\n"
+        )
+        assert sorted(p.name for p in (repo / "dist").iterdir()) == [".made-by-release-tool"]
+
+        (repo / "packages" / "features" / "src" / "features" / "draft.py").unlink()
+        commit(repo, "a note on model")
+        unbumped = publish(repo, index)
+        assert unbumped.returncode == 1
+        assert unbumped.stderr == (
+            "error: model: changed since model-v0.1.0 but kept version 0.1.0 "
+            "(packages/model/README.md); bump it: `tools/release.py bump model patch` "
+            "(or minor, major); nothing was uploaded\n"
+        )
+
+        assert bump(repo, "model", "patch", "A note.") == (
+            "model: 0.1.0 -> 0.1.1, CHANGELOG.md assembled from its change fragments\n"
+        )
+        commit(repo, "model 0.1.1")
+        second = lines_of(publish(repo, index))
+        assert second == [
+            "features 0.1.0: released (features-v0.1.0), unchanged since, on the index: skipped",
+            "model 0.1.1: published (SBOM model-0.1.1.cdx.json)",
+            "model 0.1.1: tagged model-v0.1.1",
+            "serving 0.1.0: released (serving-v0.1.0), unchanged since, on the index: skipped",
+        ]
+        after_second = held(tmp_path)
+        assert len(after_second) == 8
+        assert git(repo, "rev-parse", "model-v0.1.1^{commit}") == git(repo, "rev-parse", "HEAD")
+
+        again = lines_of(publish(repo, index))
+        assert all(line.endswith("unchanged since, on the index: skipped") for line in again)
+        assert len(again) == 3
+        assert held(tmp_path) == after_second
+        assert sorted(p.name for p in (repo / "dist").iterdir()) == [".made-by-release-tool"]
+
+        widened = bump(repo, "features", "minor", "Integer categories.")
+        assert "model: requires features>=0.2,<0.3 (bump model too)" in widened
+        assert "serving: requires features>=0.2,<0.3 (bump serving too)" in widened
+        bump(repo, "model", "minor", "Requires features 0.2.")
+        bump(repo, "serving", "patch", "Requires features 0.2 and model 0.2.")
+        commit(repo, "features 0.2.0, model 0.2.0, serving 0.1.1")
+        third = lines_of(publish(repo, index))
+        assert third == [
+            line
+            for name, version in (("features", "0.2.0"), ("model", "0.2.0"), ("serving", "0.1.1"))
+            for line in (
+                f"{name} {version}: published (SBOM {name}-{version}.cdx.json)",
+                f"{name} {version}: tagged {name}-v{version}",
+            )
+        ]
+        assert len(held(tmp_path)) == 14
+        with zipfile.ZipFile(tmp_path / "index" / "serving-0.1.1-py3-none-any.whl") as wheel:
+            metadata = wheel.read("serving-0.1.1.dist-info/METADATA").decode()
+        assert "Requires-Dist: features>=0.2,<0.3" in metadata
+        assert "Requires-Dist: model>=0.2,<0.3" in metadata
+
+
+def test_a_lock_only_change_releases_that_member_alone(snapshot: Path, tmp_path: Path) -> None:
+    """A locked dependency that only serving uses moves: serving alone is refused until bumped,
+    then published alone."""
+    repo = snapshot
+    with pypiserver(tmp_path) as index:
+        lines_of(publish(repo, index))
+        lock = tomllib.loads((repo / "uv.lock").read_text())
+        (locked,) = [p["version"] for p in lock["package"] if p["name"] == "prometheus-client"]
+        subprocess.run(
+            ["uv", "lock", "--upgrade-package", f"prometheus-client<{locked}"],
+            cwd=repo, env=clean_env(), capture_output=True, check=True, timeout=600,
+        )  # fmt: skip
+        lock = tomllib.loads((repo / "uv.lock").read_text())
+        (older,) = [p["version"] for p in lock["package"] if p["name"] == "prometheus-client"]
+        commit(repo, f"prometheus-client {older}")
+
+        refused = publish(repo, index)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            f"error: serving: changed since serving-v0.1.0 but kept version 0.1.0 (locked "
+            f"prometheus-client {locked} -> {older}); bump it: `tools/release.py bump serving "
+            "patch` (or minor, major); nothing was uploaded\n"
+        )
+
+        bump(repo, "serving", "patch", f"Built with prometheus-client {older}.")
+        commit(repo, "serving 0.1.1")
+        assert lines_of(publish(repo, index)) == [
+            "features 0.1.0: released (features-v0.1.0), unchanged since, on the index: skipped",
+            "model 0.1.0: released (model-v0.1.0), unchanged since, on the index: skipped",
+            "serving 0.1.1: published (SBOM serving-0.1.1.cdx.json)",
+            "serving 0.1.1: tagged serving-v0.1.1",
+        ]
+        sbom = json.loads((repo / "dist" / "serving-0.1.1.cdx.json").read_text())
+        assert {"name": "prometheus-client", "version": older}.items() <= next(
+            c for c in sbom["components"] if c["name"] == "prometheus-client"
+        ).items()
+
+
+def test_other_indexes_get_each_release_from_its_own_commit(snapshot: Path, tmp_path: Path) -> None:
+    """The same releases go to a second index from the commit they are tagged on; from a later
+    commit, a release the index lacks is never rebuilt: the tool names the command that
+    publishes it from its tag, and that command does."""
+    repo = snapshot
     with (
         pypiserver(tmp_path / "first") as first,
         pypiserver(tmp_path / "second") as second,
         pypiserver(tmp_path / "third") as third,
     ):
-        assert publish(snapshot, first, PASSWORD).returncode == 0
-        tagged = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=snapshot, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        lines_of(publish(repo, first))
+        again = lines_of(publish(repo, second))  # same commit: uploads what that index lacks
+        assert again == [
+            f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json)"
+            for name in ("features", "model", "serving")
+        ]
+        assert len(held(tmp_path / "second")) == 6
 
-        again = publish(snapshot, second, PASSWORD)
-        assert again.returncode == 0, again.stderr
-        assert again.stdout.count(": published") == 3
-        assert "tagged" not in again.stdout
-        assert len(list((tmp_path / "second" / "index").iterdir())) == 6
+        bump(repo, "model", "patch", "A fix.")
+        commit(repo, "model 0.1.1")
+        lines_of(publish(repo, first))
+        later = lines_of(publish(repo, third))
+        command = (
+            "git worktree add --detach ../features-v0.1.0 features-v0.1.0 && "
+            "cd ../features-v0.1.0 && tox -e publish"
+        )
+        assert later == [
+            "features 0.1.0: released (features-v0.1.0), unchanged since; the index lacks "
+            "features-0.1.0-py3-none-any.whl, features-0.1.0.tar.gz: publish it from its tag: "
+            f"`{command}`",
+            "model 0.1.1: published (SBOM model-0.1.1.cdx.json)",  # tagged on this commit
+            "serving 0.1.0: released (serving-v0.1.0), unchanged since; the index lacks "
+            "serving-0.1.0-py3-none-any.whl, serving-0.1.0.tar.gz: publish it from its tag: "
+            "`git worktree add --detach ../serving-v0.1.0 serving-v0.1.0 && "
+            "cd ../serving-v0.1.0 && tox -e publish`",
+        ]
+        assert held(tmp_path / "third") == ["model-0.1.1-py3-none-any.whl", "model-0.1.1.tar.gz"]
 
-        readme = snapshot / "README.md"
-        readme.write_text(readme.read_text() + "\nmoved on\n")
-        subprocess.run([*GIT, "commit", "-qam", "later"], cwd=snapshot, check=True)
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=snapshot, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        moved = publish(snapshot, third, PASSWORD)
-        assert moved.returncode == 1
-        assert f"tag features-v0.1.0 points at commit {tagged}" in moved.stderr
-        assert f"the commit being published is {head}" in moved.stderr
-        assert list((tmp_path / "third" / "index").iterdir()) == []
+        add_worktree, change_dir, tox_publish = command.split(" && ")
+        subprocess.run([*GIT, *shlex.split(add_worktree)[1:]], cwd=repo, check=True)
+        assert tox_publish == "tox -e publish"  # what tox -e publish runs, in that checkout
+        checkout = (repo / shlex.split(change_dir)[1]).resolve()
+        assert lines_of(publish(checkout, third)) == [
+            f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json)"
+            for name in ("features", "model", "serving")
+        ]
+        assert len(held(tmp_path / "third")) == 8
+        assert tags(repo) == [
+            "features-v0.1.0",
+            "model-v0.1.0",
+            "model-v0.1.1",
+            "serving-v0.1.0",
+        ]
 
 
 def test_another_build_of_an_untagged_version_is_never_overwritten(
@@ -269,9 +487,9 @@ def test_another_build_of_an_untagged_version_is_never_overwritten(
     with pypiserver(tmp_path) as index:
         first = publish(snapshot, index, PASSWORD, PASSWORD, "--no-tag")
         assert first.returncode == 0, first.stderr
-        held = {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()}
+        files = {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()}
         again = publish(snapshot, index, PASSWORD, PASSWORD, "--no-tag")
         assert again.returncode == 1
         assert again.stderr.startswith("error: model 0.1.0: upload refused: ")
         assert "the index holds another build of this version: bump the version" in again.stderr
-        assert {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()} == held
+        assert {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()} == files

@@ -94,13 +94,62 @@ def test_a_version_without_its_changelog_section_is_refused(snapshot: Path) -> N
     assert problem.startswith("model: packages/model/CHANGELOG.md has no section for 0.1.5")
 
 
+def tag_all(snapshot: Path) -> None:
+    for name in release.ORDER:
+        subprocess.run([*GIT, "tag", "-a", f"{name}-v0.1.0", "-m", name], cwd=snapshot, check=True)
+
+
 def test_changed_since_tag_without_bump(snapshot: Path) -> None:
-    subprocess.run([*GIT, "tag", "-a", "features-v0.1.0", "-m", "x"], cwd=snapshot, check=True)
-    assert release.check_versions_bumped(snapshot) == []
+    """Its folder's files, committed or not, new or edited, are a member's inputs; another
+    member's folder, the docs and the tools are not."""
+    tag_all(snapshot)
+    assert release.check_unbumped(snapshot) == []
     readme = snapshot / "packages/features/README.md"
     readme.write_text(readme.read_text() + "\nchanged\n")
-    (problem,) = release.check_versions_bumped(snapshot)
-    assert problem.startswith("features: files changed since features-v0.1.0 but the version")
+    (snapshot / "packages/model/src/model/extra.py").write_text("x = 1\n")
+    (snapshot / "docs/publishing.md").write_text("rewritten\n")
+    (snapshot / "tools/release.py").write_text("# rewritten\n")
+    assert release.check_unbumped(snapshot) == [
+        "features: changed since features-v0.1.0 but kept version 0.1.0 "
+        "(packages/features/README.md); bump it: `tools/release.py bump features patch` "
+        "(or minor, major)",
+        "model: changed since model-v0.1.0 but kept version 0.1.0 "
+        "(packages/model/src/model/extra.py); bump it: `tools/release.py bump model patch` "
+        "(or minor, major)",
+    ]
+
+
+def locked_version(lock: Path, name: str) -> str:
+    found = re.search(rf'name = "{name}"\nversion = "([^"]+)"', lock.read_text())
+    assert found, name
+    return found.group(1)
+
+
+def relock(lock: Path, name: str, version: str) -> None:
+    """Set ``name``'s locked version in ``lock`` by hand (a lock change, without a resolver)."""
+    entry = rf'name = "{name}"\nversion = "[^"]+"'
+    lock.write_text(
+        re.sub(entry, f'name = "{name}"\nversion = "{version}"', lock.read_text(), count=1)
+    )
+
+
+def test_a_locked_change_counts_for_the_members_whose_closure_it_is_in(snapshot: Path) -> None:
+    """A lock entry that only model's closure reaches changes model alone; one that every
+    member reaches changes each; a sibling's entry (a new version of features) changes none of
+    its dependents."""
+    tag_all(snapshot)
+    lock = snapshot / "uv.lock"
+    skops, numpy = locked_version(lock, "skops"), locked_version(lock, "numpy")
+    relock(lock, "skops", "9.9.9")
+    relock(lock, "features", "0.9.0")
+    assert release.changes_since("model", "model-v0.1.0", snapshot) == [
+        f"locked skops {skops} -> 9.9.9"
+    ]
+    assert release.changes_since("serving", "serving-v0.1.0", snapshot) == []
+    relock(lock, "numpy", "0.0.1")
+    for name in release.ORDER:
+        changes = release.changes_since(name, f"{name}-v0.1.0", snapshot)
+        assert any(c.startswith(f"locked numpy {numpy}") and "0.0.1" in c for c in changes)
 
 
 # --- checks on real wheels: built once, failures made by editing copies ----------------------
@@ -348,7 +397,7 @@ def test_the_index_url_may_come_as_uv_index_entries(
     monkeypatch.setenv(
         "UV_INDEX", f"public=https://pypi.org/simple/ private={index.url('/simple/')}"
     )
-    release.check_index("features")
+    release.index_files("features")
     expected = basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
     assert index.seen == [("/simple/features/", expected)]
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/elsewhere/"))  # it wins
@@ -369,7 +418,7 @@ def test_index_read_never_sends_the_upload_credentials(
         monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
         monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
 
-    release.check_index("features")
+    release.index_files("features")
     expected = (
         basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
         if index_credentials
@@ -406,7 +455,7 @@ def test_redirect_keeps_credentials_on_the_same_origin_only(
         server.routes["/moved/"] = (200, {}, PAGE)
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", index.url("/simple/"))
 
-    release.check_index("features")
+    release.index_files("features")
     auth = basic(canaries["UV_INDEX_PRIVATE_USERNAME"], canaries["UV_INDEX_PRIVATE_PASSWORD"])
     assert index.seen[0] == ("/simple/features/", auth)
     moved = [a for s in (index, other) for path, a in s.seen if path == "/moved/"]
@@ -449,7 +498,7 @@ def test_credentials_never_go_over_plain_http_to_another_host(
         monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
         monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
     with pytest.raises(release.ReleaseError, match="over plain http") as error:
-        release.check_index("features")
+        release.index_files("features")
     assert no_network == []
     for secret in [*canaries.values(), "someone", "url-secret-6f21"]:
         assert secret not in str(error.value)
@@ -480,45 +529,46 @@ def test_credentials_in_the_url_are_used_and_never_shown(
     index.routes["/s/model/"] = (401, {"WWW-Authenticate": 'Basic realm="pypi"'}, "no")
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", f"http://{URL_USERINFO}@127.0.0.1:{index.port}/s/")
 
-    release.check_index("features")
+    release.index_files("features")
     assert index.seen == [("/s/features/", basic(URL_USER, URL_PASSWORD))]
 
     secrets = [URL_USER, URL_PASSWORD, URL_USERINFO, urllib.parse.quote(URL_PASSWORD, safe="")]
     with pytest.raises(release.ReleaseError, match="answered HTTP 401 for model") as refused:
-        release.check_index("model")
+        release.index_files("model")
     closed = f"http://{URL_USERINFO}@127.0.0.1:{free_port()}/s/"
     monkeypatch.setenv("UV_INDEX_PRIVATE_URL", closed)
     with pytest.raises(release.ReleaseError, match="cannot read the index") as unreachable:
-        release.check_index("model")
+        release.index_files("model")
     for error in (refused.value, unreachable.value):
         for secret in [*secrets, *canaries.values()]:
             assert secret not in str(error)
 
 
 def test_publish_reads_the_index_before_building_and_prints_no_secret(
-    canaries: dict[str, str],
-    servers: Callable[[], RecordingServer],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    servers: Callable[[], RecordingServer], snapshot: Path, tmp_path: Path
 ) -> None:
     index = servers()
     index.routes["/simple/features/"] = (200, {}, PAGE)  # model's page: 404, serving: 403
     index.routes["/simple/serving/"] = (403, {}, f"forbidden {URL_PASSWORD}")
-    monkeypatch.setenv(
-        "UV_INDEX_PRIVATE_URL", f"http://{URL_USERINFO}@127.0.0.1:{index.port}/simple/"
-    )
-    monkeypatch.setenv("UV_PUBLISH_URL", f"https://{URL_USERINFO}@upload.example.invalid/legacy/")
     dist = tmp_path / "dist"
-
-    assert release.main(["publish", "--no-tag", "--dist", str(dist)]) == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err == (
+    env = without_uv_credentials(
+        **CANARIES,
+        UV_INDEX_PRIVATE_URL=f"http://{URL_USERINFO}@127.0.0.1:{index.port}/simple/",
+        UV_PUBLISH_URL=f"https://{URL_USERINFO}@upload.example.invalid/legacy/",
+    )
+    env.pop("UV_INDEX_PRIVATE_USERNAME")
+    env.pop("UV_INDEX_PRIVATE_PASSWORD")
+    result = subprocess.run(
+        [sys.executable, "tools/release.py", "publish", "--no-tag", "--dist", str(dist)],
+        cwd=snapshot, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
         "error: the index answered HTTP 403 for serving; "
         "check UV_INDEX_PRIVATE_URL and UV_INDEX_PRIVATE_USERNAME/_PASSWORD\n"
     )
-    assert [path for path, _ in index.seen] == [f"/simple/{n}/" for n in release.ORDER]
+    assert index.seen == [(f"/simple/{n}/", basic(URL_USER, URL_PASSWORD)) for n in release.ORDER]
     assert sorted(p.name for p in dist.iterdir()) == [release.DIST_MARKER]  # nothing built
 
 
@@ -701,7 +751,7 @@ def test_loopback_index_is_never_read_through_a_proxy(
         monkeypatch.setenv(name, proxy.url("/"))
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    release.check_index("features")
+    release.index_files("features")
     assert proxy.seen == []
     assert [path for path, _ in index.seen] == ["/simple/features/"]
 

@@ -28,7 +28,7 @@ import json
 import subprocess
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -58,9 +58,12 @@ def changed_files(ref: str, root: Path = ROOT) -> tuple[str, list[str]]:
     return base, sorted(set(changed + new))
 
 
-def lock_closures(lock_text: str, names: Sequence[str]) -> dict[str, frozenset[str]]:
+def lock_closures(
+    lock_text: str, names: Sequence[str], stop: Collection[str] = ()
+) -> dict[str, frozenset[str]]:
     """For each of ``names`` (locked packages), every locked entry it reaches through its
-    dependencies, extras and dependency groups (each entry as canonical JSON)."""
+    dependencies, extras and dependency groups (each entry as canonical JSON); the packages
+    in ``stop`` are neither reached nor walked through (the release tool stops at siblings)."""
     entries: dict[str, list[dict[str, Any]]] = {}
     for entry in tomllib.loads(lock_text).get("package", []) if lock_text else []:
         entries.setdefault(entry["name"], []).append(entry)
@@ -81,7 +84,7 @@ def lock_closures(lock_text: str, names: Sequence[str]) -> dict[str, frozenset[s
             current = todo.pop()
             if current not in seen:
                 seen.add(current)
-                todo += [n for entry in entries.get(current, []) for n in edges(entry)]
+                todo += [n for e in entries.get(current, []) for n in edges(e) if n not in stop]
         closures[name] = frozenset(
             json.dumps(entry, sort_keys=True) for n in seen for entry in entries.get(n, [])
         )
