@@ -64,6 +64,122 @@ def test_patch_bump_within_range_leaves_dependents(snapshot: Path) -> None:
     assert release.bump("model", "patch", snapshot) == [
         "model: 0.1.0 -> 0.1.1, CHANGELOG.md assembled from its change fragments"
     ]
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], cwd=snapshot, capture_output=True, check=True
+    )
+    assert staged.stdout == b""  # the working tree only: what to commit is the user's call
+
+
+# --- change fragments: checked before anything changes ----------------------------------------
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file of a workspace copy but .git's, with its bytes (a link: its target's path)."""
+    return {
+        p.relative_to(root).as_posix(): str(p.readlink()).encode()
+        if p.is_symlink()
+        else p.read_bytes()
+        for p in root.rglob("*")
+        if ".git" not in p.relative_to(root).parts and (p.is_symlink() or p.is_file())
+    }
+
+
+LINK_TARGET_TEXT = "CANARY-link-target-text-4c1d"
+NOT_A_FRAGMENT = (
+    "not a change fragment's name: <issue>.<type>.md or +<short-name>.<type>.md, <type> one of "
+    "feature, bugfix, doc, removal, misc"
+)
+BAD_FRAGMENTS: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
+    "link to /proc/self/environ": (
+        "+environ.feature.md",
+        lambda path, _: path.symlink_to("/proc/self/environ"),
+        "a symlink, not a change fragment: fragments are regular files inside changes/",
+    ),
+    "link to a file outside": (
+        "+outside.feature.md",
+        lambda path, tmp: path.symlink_to(tmp / "outside.md"),
+        "a symlink, not a change fragment: fragments are regular files inside changes/",
+    ),
+    "folder named like a fragment": (
+        "+folder.feature.md",
+        lambda path, _: path.mkdir(),
+        "a folder, not a change fragment: fragments are regular files inside changes/",
+    ),
+    "untyped": ("+untyped.md", lambda path, _: path.write_text("A change."), NOT_A_FRAGMENT),
+    "unknown type": ("+fix.fix.md", lambda path, _: path.write_text("A fix."), NOT_A_FRAGMENT),
+    "misnamed": ("notes.txt", lambda path, _: path.write_text("Notes."), NOT_A_FRAGMENT),
+    "too large": (
+        "+large.feature.md",
+        lambda path, _: path.write_text("x" * (64 * 1024 + 1)),
+        "larger than 64 KiB",
+    ),
+    "not UTF-8": (
+        "+latin.feature.md",
+        lambda path, _: path.write_bytes(b"caf\xe9"),
+        "not UTF-8 text",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FRAGMENTS))
+def test_a_bad_fragment_stops_bump_before_any_change(
+    case: str, snapshot: Path, tmp_path: Path
+) -> None:
+    name, make, problem = BAD_FRAGMENTS[case]
+    (tmp_path / "outside.md").write_text(LINK_TARGET_TEXT)
+    make(snapshot / "packages" / "model" / "changes" / name, tmp_path)
+    before = tree(snapshot)
+    with pytest.raises(release.ReleaseError) as error:
+        release.bump("model", "patch", snapshot)
+    assert str(error.value) == f"packages/model/changes/{name}: {problem}; nothing was changed"
+    assert tree(snapshot) == before
+    assert release.check_fragments(snapshot) == [f"packages/model/changes/{name}: {problem}"]
+    changelog = (snapshot / "packages" / "model" / "CHANGELOG.md").read_text()
+    assert LINK_TARGET_TEXT not in changelog
+    assert "PATH=" not in changelog
+
+
+def test_fragments_up_to_64_kib_of_utf8_with_any_issue_name_pass(snapshot: Path) -> None:
+    changes = snapshot / "packages" / "features" / "changes"
+    (changes / "+largest.feature.md").write_text("é" * (32 * 1024))  # 64 KiB exactly
+    (changes / "123.bugfix.md").write_text("Issue 123 fixed.")
+    (changes / "+features-0.2.misc.md").write_text("Requires features 0.2.")
+    (changes / ".gitkeep").write_text("")
+    assert release.check_fragments(snapshot) == []
+    release.bump("features", "patch", snapshot)
+    changelog = (snapshot / "packages" / "features" / "CHANGELOG.md").read_text()
+    assert "Issue 123 fixed. (#123)" in changelog
+    assert "- Requires features 0.2." in changelog
+    assert sorted(p.name for p in changes.iterdir()) == [".gitkeep", "README.md"]
+
+
+def test_a_folder_named_like_a_fragment_is_one_line_from_the_command(snapshot: Path) -> None:
+    (snapshot / "packages" / "model" / "changes" / "+folder.feature.md").mkdir()
+    result = subprocess.run(
+        [sys.executable, "tools/release.py", "bump", "model", "patch"],
+        cwd=snapshot, env=without_uv_credentials(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: packages/model/changes/+folder.feature.md: a folder, not a change fragment: "
+        "fragments are regular files inside changes/; nothing was changed\n"
+    )
+
+
+def test_a_bump_that_fails_late_puts_every_file_back(
+    snapshot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last step, the re-lock, fails (uv is told the lock must not change): the version,
+    the changelog, the dependents' ranges and the consumed fragment are all put back."""
+    fragment(snapshot, "features", "Integer categories.")
+    before = tree(snapshot)
+    monkeypatch.setenv("UV_LOCKED", "1")
+    with pytest.raises(
+        release.ReleaseError, match=r"(?s)^`uv lock ...` failed:.*needs to be updated"
+    ):
+        release.bump("features", "minor", snapshot)
+    assert tree(snapshot) == before
 
 
 def test_bump_assembles_the_changelog_from_fragments_and_needs_one(snapshot: Path) -> None:
@@ -780,3 +896,135 @@ def test_the_check_url_carries_the_read_credentials_only(
     monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
     monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
     assert release.check_url() == "https://index.example.invalid/simple/"
+
+
+# --- publishing: only to where credentials are safe, only committed work ----------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://pypi.example.invalid/legacy/",
+        "http://someone:url-secret-6f21@10.1.2.3:8080/",
+        "HTTP://127.0.0.1.example.invalid/",  # a name, not a loopback address
+    ],
+)
+def test_plain_http_uploads_to_another_machine_are_refused_before_building(
+    url: str,
+    canaries: dict[str, str],
+    no_network: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+    snapshot: Path,
+    tmp_path: Path,
+) -> None:
+    """The upload carries its credentials: plain http only to this machine."""
+    monkeypatch.setenv("UV_PUBLISH_URL", url)
+    monkeypatch.setenv("UV_INDEX_PRIVATE_URL", "https://index.example.invalid/simple/")
+    with pytest.raises(release.ReleaseError) as error:
+        release.publish(tmp_path / "dist", snapshot)
+    host = urllib.parse.urlsplit(url).hostname
+    assert str(error.value) == (
+        f"refusing to send the upload credentials over plain http to {host}; use an https "
+        "UV_PUBLISH_URL (plain http is for this machine only)"
+    )
+    assert no_network == []
+    assert not (tmp_path / "dist").exists()
+    for secret in [*canaries.values(), "someone", "url-secret-6f21"]:
+        assert secret not in str(error.value)
+    for allowed in ("http://127.0.0.1:8080/", "http://[::1]/", "http://localhost/", "https://x/"):
+        monkeypatch.setenv("UV_PUBLISH_URL", allowed)
+        assert release.publish_url() == allowed
+
+
+QUERY_SECRET = "query-secret-51ce"
+
+
+def test_index_urls_with_a_query_string_and_userinfo_work_and_are_shown_masked(
+    canaries: dict[str, str],
+    servers: Callable[[], RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uv's ``UV_INDEX=private=URL`` with credentials and a token in the URL: the page is read
+    at the URL's path with its query, uv's check URL keeps both, and what is shown of the URL,
+    or of anything carrying it, has ``***`` for them."""
+    monkeypatch.delenv("UV_INDEX_PRIVATE_USERNAME")
+    monkeypatch.delenv("UV_INDEX_PRIVATE_PASSWORD")
+    index = servers()
+    index.routes[f"/simple/features/?key={QUERY_SECRET}"] = (200, {}, PAGE)
+    url = f"http://{URL_USERINFO}@127.0.0.1:{index.port}/simple/?key={QUERY_SECRET}"
+    monkeypatch.setenv("UV_INDEX", f"private={url}")
+
+    assert release.index_files("features") == {
+        "features-0.1.0-py3-none-any.whl",
+        "features-0.1.0.tar.gz",
+    }
+    assert index.seen == [(f"/simple/features/?key={QUERY_SECRET}", basic(URL_USER, URL_PASSWORD))]
+    check = urllib.parse.urlsplit(release.check_url())
+    assert (check.path, check.query) == ("/simple/", f"key={QUERY_SECRET}")
+    assert urllib.parse.unquote(check.password or "") == URL_PASSWORD
+    assert release.masked(url) == f"http://***@127.0.0.1:{index.port}/simple/?***"
+    shown = release.redact(f"failed: {url} | {release.check_url()} | {QUERY_SECRET}")
+    for secret in (URL_USER, URL_PASSWORD, urllib.parse.quote(URL_PASSWORD), QUERY_SECRET):
+        assert secret not in shown
+
+
+def test_a_tag_goes_only_on_a_commit_that_holds_its_version(
+    snapshot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Release Test")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "release@test.invalid")
+    head = release.run("git", "rev-parse", "HEAD", cwd=snapshot).strip()
+    ahead = release.Release("model", release.Version("0.1.1"), None)
+    with pytest.raises(release.ReleaseError) as error:
+        release.tag_release(ahead, head, snapshot)
+    assert str(error.value) == f"model: commit {head} holds version 0.1.0, not 0.1.1; not tagged"
+    assert release.tag_commit("model-v0.1.1", snapshot) is None
+    release.tag_release(release.Release("model", release.Version("0.1.0"), None), head, snapshot)
+    assert release.tag_commit("model-v0.1.0", snapshot) == head
+
+
+def test_uncommitted_work_is_found_where_a_release_reads_it(snapshot: Path) -> None:
+    assert release.uncommitted(snapshot) == []
+    for path, text in {
+        "packages/features/README.md": "staged\n",
+        "tools/release.py": "# edited\n",
+        "packages/model/src/model/new.py": "x = 1\n",
+        "configs/new.toml": "x = 1\n",
+        "dist/features-0.1.0.tar.gz": "ignored\n",
+        "packages/model/src/model/default_artifact/manifest.json": "ignored\n",
+        "docs/new.md": "not released\n",
+        "tests/test_new.py": "not released\n",
+    }.items():
+        (snapshot / path).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / path).write_text(text)
+    subprocess.run([*GIT, "add", "packages/features/README.md"], cwd=snapshot, check=True)
+    subprocess.run(
+        [*GIT, "mv", "packages/serving/README.md", "packages/serving/READ.md"],
+        cwd=snapshot,
+        check=True,
+    )
+    (snapshot / "uv.lock").unlink()
+    assert release.uncommitted(snapshot) == [
+        "configs/new.toml",
+        "packages/features/README.md",
+        "packages/model/src/model/new.py",
+        "packages/serving/READ.md",
+        "tools/release.py",
+        "uv.lock",
+    ]
+
+
+def test_the_release_check_fails_on_what_is_not_a_fragment(snapshot: Path, tmp_path: Path) -> None:
+    changes = snapshot / "packages" / "serving" / "changes"
+    (changes / "+untyped.md").write_text("A change.")
+    (changes / "notes.txt").write_text("Notes.")
+    result = subprocess.run(
+        [sys.executable, "tools/release.py", "check", "--dist", str(tmp_path / "dist")],
+        cwd=snapshot, env=without_uv_credentials(), capture_output=True, text=True, check=False,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 1
+    problems = result.stderr.splitlines()
+    assert problems[0] == "release check failed:"
+    assert f"  packages/serving/changes/+untyped.md: {NOT_A_FRAGMENT}" in problems
+    assert f"  packages/serving/changes/notes.txt: {NOT_A_FRAGMENT}" in problems
