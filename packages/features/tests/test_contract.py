@@ -1,8 +1,11 @@
 """One input contract at every door: JSON records, Arrow tables (CSV and Parquet files) and
 pandas frames get the same verdicts from :func:`features.validate`."""
 
+import csv
 import json
 import math
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +15,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features import (
+    CategoricalColumn,
     Categories,
+    Column,
     CompiledPreprocessor,
     FeatureSpec,
     InputError,
     IntegerCategoricalColumn,
+    NumericColumn,
     SpecError,
     ValidRows,
     build_preprocessor,
@@ -30,6 +38,10 @@ from features import (
 from features.testing import sample_frame
 
 DOORS = ["records", "arrow", "frame", "csv", "parquet"]
+
+Oracle = Callable[  # the oracle fixture (conftest.py): (issues, values of the valid rows)
+    [FeatureSpec, Sequence[Mapping[str, object]]], tuple[list[tuple[int, str, str]], pd.DataFrame]
+]
 
 
 def through(door: str, rows: list[dict[str, Any]], tmp_path: Path) -> object:
@@ -396,3 +408,134 @@ def test_missing_field_fails_the_schema_and_the_model(
     assert not jsonschema_rs.validator_for(record_model(spec).model_json_schema()).is_valid(data)
     with pytest.raises(ValueError, match="sex: field required"):
         record_model(spec).model_validate(data)
+
+
+# --- every kind at every door, against the oracle ------------------------------------------
+
+EVERY_KIND = FeatureSpec.from_dict(
+    {
+        "name": "every-kind",
+        "task": "regression",
+        "target": {"name": "y", "kind": "numeric"},
+        "features": [
+            {"name": "size", "kind": "numeric", "min": -5.0, "max": 5.5, "nullable": False},
+            {"name": "tail", "kind": "numeric", "min": 0.0},
+            {"name": "cap", "kind": "numeric", "max": 100.0, "nullable": False},
+            {"name": "free", "kind": "numeric"},
+            {"name": "colour", "kind": "categorical", "categories": ["red", "green", "Blue"]},
+            {
+                "name": "site",
+                "kind": "categorical",
+                "categories": ["north"],
+                "allow_unknown": True,
+                "nullable": False,
+            },
+            {"name": "grade", "kind": "integer_categorical", "categories": [1, 2, 3]},
+            {
+                "name": "level",
+                "kind": "integer_categorical",
+                "categories": [10, -20],
+                "allow_unknown": True,
+                "nullable": False,
+            },
+            {"name": "flag", "kind": "boolean", "nullable": False},
+            {"name": "maybe", "kind": "boolean"},
+        ],
+    }
+)
+TEXTS = [
+    *["true", "FALSE", "yes", "0", "1", "2", "2.0", "+3", "-20", "10.5", "red", "north"],
+    *["", "NA", "N/A", "null", "NULL", "None", "nan", "NaN", "inf", "-inf", "1e400", "-1e400"],
+    *["3,750", " 1", "1 ", ".5", "5.", "-0", "1e2", "1E+2", "1e", "e1", "+-1", "\u0664"],
+]
+
+
+def near(column: Column) -> tuple[list[float], list[str]]:
+    """Numbers and texts at the edges of a column's rules, from its declaration: its bounds,
+    the floats either side and the infinities; its categories in other cases and with spaces;
+    its codes, their neighbours and halves; true and false in any case."""
+    if isinstance(column, NumericColumn):
+        bounds = [bound for bound in (column.min, column.max) if bound is not None]
+        numbers = [
+            *(
+                e
+                for b in bounds
+                for e in (b, math.nextafter(b, -math.inf), math.nextafter(b, math.inf))
+            ),
+            math.inf,
+            -math.inf,
+        ]
+        return numbers, [*(repr(n) for n in numbers if math.isfinite(n)), "1e400", "-1e400"]
+    if isinstance(column, CategoricalColumn):
+        variants = (str.swapcase, str.upper, str.lower, str.title, " {}".format, "{} ".format)
+        return [], [text for c in column.categories for text in (c, *(v(c) for v in variants))]
+    if isinstance(column, IntegerCategoricalColumn):
+        numbers = [float(n) for c in column.categories for n in (c, c - 1, c + 1, c + 0.5)]
+        texts = [t for c in column.categories for t in (str(c), f"{c}.0", f"+{c}", f"{c}.5")]
+        return numbers, texts
+    return [0.0, 1.0], ["true", "false", "TRUE", "False", "tRuE", "yes", "1", "0"]
+
+
+def cells(column: Column, kind: str) -> st.SearchStrategy[Any]:
+    """Cells of one Arrow type for ``column``: any of that type, or near the column's rules."""
+    numbers, texts = near(column)
+    if kind == "float":
+        extremes = [2.0**53, 2.0**53 + 2, 1e300, -0.0, math.nan]
+        return st.floats() | st.sampled_from(numbers or extremes) | st.sampled_from(extremes)
+    if kind == "int":
+        whole = [int(n) for n in numbers if math.isfinite(n) and n == int(n)]
+        return st.integers(-25, 25) | st.sampled_from(whole or [0])
+    if kind == "bool":
+        return st.booleans()
+    return st.sampled_from(TEXTS) | st.sampled_from(texts)
+
+
+@st.composite
+def every_kind_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Rows of 1 to 12 cells per column, each column of one type (as Arrow needs) and nulls."""
+    n_rows = draw(st.integers(1, 12))
+    columns = {
+        column.name: draw(
+            st.lists(
+                st.none() | cells(column, draw(st.sampled_from(["float", "int", "bool", "text"]))),
+                min_size=n_rows,
+                max_size=n_rows,
+            )
+        )
+        for column in EVERY_KIND.features
+    }
+    return [{name: values[row] for name, values in columns.items()} for row in range(n_rows)]
+
+
+def as_delivered(door: str, rows: list[dict[str, Any]], data: object) -> list[dict[str, Any]]:
+    """The cells as the door holds them: a CSV file's texts (read back by the csv module), a
+    frame's NaN as a null, the values themselves elsewhere (Arrow keeps a NaN a number)."""
+    if door == "csv":
+        assert isinstance(data, Path)
+        with data.open(newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+    if door == "frame":
+        return [
+            {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+            for row in rows
+        ]
+    return rows
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=every_kind_rows())
+def test_every_kind_at_every_door_agrees_with_the_oracle(
+    oracle: Oracle, rows: list[dict[str, Any]]
+) -> None:
+    """Each kind's rules (bounds, categories open and closed, whole-number codes, booleans,
+    nullable or not) give the oracle's verdict, reason and value for every cell, at every
+    door: JSON records, an Arrow table, a pandas frame, CSV text and typed Parquet."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for door in DOORS:
+            data = through(door, rows, Path(tmp))
+            issues, values = oracle(EVERY_KIND, as_delivered(door, rows, data))
+            if isinstance(data, Path):
+                data = read_table(data, EVERY_KIND)
+            result = validate(EVERY_KIND, data)
+            assert list(result.report) == issues, (door, rows)
+            pd.testing.assert_frame_equal(result.valid.frame(), values, obj=door)

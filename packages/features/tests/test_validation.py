@@ -1,4 +1,6 @@
 import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,8 +9,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from features import Categories, FeatureSpec, InputError, ValidationReport, record_model, validate
+from features import (
+    CategoricalColumn,
+    Categories,
+    Column,
+    FeatureSpec,
+    InputError,
+    NumericColumn,
+    ValidationReport,
+    record_model,
+    validate,
+)
 from features.testing import sample_frame
+
+Oracle = Callable[  # the oracle fixture (conftest.py): (issues, values of the valid rows)
+    [FeatureSpec, Sequence[Mapping[str, object]]], tuple[list[tuple[int, str, str]], pd.DataFrame]
+]
 
 
 def issues_of(spec: FeatureSpec, data: object, **kwargs: bool) -> list[tuple[int, str, str]]:
@@ -186,14 +202,44 @@ def test_sample_frame_is_valid(spec: FeatureSpec) -> None:
     assert len(result.valid) == 500
 
 
-# The columnar validator and the record model must agree on every record.
-values = st.one_of(
+# The columnar validator (frames, object or typed, and JSON records) and the record model must
+# each give the spec's verdict on every cell: the oracle's (conftest.py), not each other's.
+PENGUINS = FeatureSpec.from_toml(
+    Path(__file__).resolve().parents[3] / "configs" / "penguins_species.features.toml"
+)
+TEXTS = [
+    *["Anvers", "other", "42", "", "NA", "N/A", "null", "NULL", "None", "NaN", "nan", "inf"],
+    *["-inf", "1e400", "3,750", " 39.5", "39.5 ", "+40", ".5e2", "4e1", "39.", "1e", "e3"],
+    *["--40", "2000", "7000.0", "4_0", "\u0664\u0660", "true", "female", "Dream"],
+]
+any_value = st.one_of(
     st.none(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-10, 10_000),
     st.booleans(),
-    st.sampled_from(["Dream", "Biscoe", "Anvers", "female", "male", "other", "", "NA", "42"]),
+    st.sampled_from(TEXTS),
 )
+
+
+def near(column: Column) -> st.SearchStrategy[object]:
+    """Values at the edges of a column's rules, from its declaration: each bound, the floats
+    either side and the infinities, as numbers and as text; each category, in other cases
+    and with spaces."""
+    if isinstance(column, NumericColumn):
+        bounds = [bound for bound in (column.min, column.max) if bound is not None]
+        numbers = [
+            *(
+                e
+                for b in bounds
+                for e in (b, math.nextafter(b, -math.inf), math.nextafter(b, math.inf))
+            ),
+            math.inf,
+            -math.inf,
+        ]
+        return st.sampled_from(numbers) | st.sampled_from(numbers).map(repr)
+    assert isinstance(column, CategoricalColumn), column.kind  # the penguins spec's kinds
+    variants = (str.swapcase, str.upper, str.lower, str.title, " {}".format, "{} ".format)
+    return st.sampled_from([t for c in column.categories for t in (c, *(v(c) for v in variants))])
 
 
 def typed(spec: FeatureSpec, frame: pd.DataFrame) -> pd.DataFrame:
@@ -214,50 +260,50 @@ def typed(spec: FeatureSpec, frame: pd.DataFrame) -> pd.DataFrame:
 @given(
     st.lists(
         st.fixed_dictionaries(
-            {},
-            optional=dict.fromkeys(
-                [
-                    "island",
-                    "bill_length_mm",
-                    "bill_depth_mm",
-                    "flipper_length_mm",
-                    "body_mass_g",
-                    "sex",
-                ],
-                values,
-            ),
+            {}, optional={column.name: any_value | near(column) for column in PENGUINS.features}
         ),
         min_size=1,
         max_size=8,
     ),
     st.booleans(),
 )
-def test_validator_agrees_with_record_model(
-    spec: FeatureSpec, rows: list[dict[str, object]], as_read: bool
+def test_validator_and_record_model_agree_with_the_oracle(
+    spec: FeatureSpec, oracle: Oracle, rows: list[dict[str, object]], as_read: bool
 ) -> None:
-    """Every record, NaN included (in a frame NaN is a null: the reference gets None), as
-    object columns or typed as readers make them (float64, categoricals); and the same
-    records validated as a batch of JSON records."""
-    Record = record_model(spec)
-    frame = pd.DataFrame(rows, columns=spec.feature_names, dtype=object)
-    frame = typed(spec, frame) if as_read else frame
-    invalid = set(validate(spec, frame).report.invalid_rows.tolist())
-    full = [
-        {
-            name: None if isinstance(v, float) and math.isnan(v) else v
-            for name, v in ((name, row.get(name)) for name in spec.feature_names)
-        }
-        for row in rows
+    """Every record (an absent key is a null), as a frame of object columns or typed as readers
+    make them (float64, categoricals), and as JSON records: each refused cell with the oracle's
+    reason, each valid row with the oracle's values. A frame's NaN is a null (pandas'
+    convention); in JSON records it is a number, not finite. The record model refuses a record
+    with the same reasons, and accepts the others."""
+    assert spec == PENGUINS
+    full = [{name: row.get(name) for name in spec.feature_names} for row in rows]
+    nulls = [
+        {name: None if isinstance(v, float) and math.isnan(v) else v for name, v in row.items()}
+        for row in full
     ]
-    as_records = set(validate(spec, full).report.invalid_rows.tolist())
-    assert as_records == invalid
+    issues, values = oracle(spec, nulls)
+    frame = pd.DataFrame(full, columns=spec.feature_names, dtype=object)
+    result = validate(spec, typed(spec, frame) if as_read else frame)
+    assert list(result.report) == issues
+    pd.testing.assert_frame_equal(result.valid.frame(), values)
+    as_records = validate(spec, nulls)
+    assert list(as_records.report) == issues
+    pd.testing.assert_frame_equal(as_records.valid.frame(), values)
+
+    issues, values = oracle(spec, full)  # NaN kept: a number
+    as_json = validate(spec, full)
+    assert list(as_json.report) == issues
+    pd.testing.assert_frame_equal(as_json.valid.frame(), values)
+    Record = record_model(spec)
     for position, row in enumerate(full):
+        reasons = "; ".join(f"{c}: {r}" for at, c, r in issues if at == position)
         try:
             Record.model_validate(row)
-            accepted = True
-        except ValidationError:
-            accepted = False
-        assert accepted == (position not in invalid), (row, accepted)
+            refused = ""
+        except ValidationError as error:
+            (problem,) = error.errors()
+            refused = problem["msg"].removeprefix("Value error, ")
+        assert refused == reasons, row
 
 
 def test_pandas_categorical_input_is_checked_like_text(
