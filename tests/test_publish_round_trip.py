@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -202,7 +203,8 @@ def test_publish_install_score(index: str, snapshot: Path, tmp_path: Path) -> No
 
     wrong = publish(repo, index, "wrong password")
     assert wrong.returncode == 1
-    assert "features 0.1.0: upload refused" in wrong.stderr
+    assert wrong.stderr.startswith("error: features 0.1.0: upload refused: "), wrong.stderr
+    assert wrong.stderr.count("\n") == 1, wrong.stderr  # uv's reason, not the server's page
     assert "wrong password" not in wrong.stdout + wrong.stderr
     assert held(tmp_path) == []
     assert tags(repo) == []
@@ -435,11 +437,29 @@ def test_other_indexes_get_each_release_from_its_own_commit(snapshot: Path, tmp_
         pypiserver(tmp_path / "third") as third,
     ):
         lines_of(publish(repo, first))
-        again = lines_of(publish(repo, second))  # same commit: uploads what that index lacks
-        assert again == [
-            f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json)"
-            for name in ("features", "model", "serving")
+        # same commit: uploads what that index lacks; uv's own variables, credentials and a
+        # token written in the URLs, all of it shown masked
+        userinfo = f"{USER}:{urllib.parse.quote(PASSWORD, safe='')}"
+        token = "?token=query-token-9e2f"
+        in_urls = release_tool(
+            repo,
+            "publish",
+            env=clean_env(
+                UV_PUBLISH_URL=f"{second.replace('//', f'//{userinfo}@')}/{token}",
+                UV_INDEX=f"private={second.replace('//', f'//{userinfo}@')}/simple/{token}",
+            ),
+        )
+        assert in_urls.returncode == 0, in_urls.stderr
+        masked = second.replace("//", "//***@")
+        assert in_urls.stdout.splitlines() == [
+            f"publishing to {masked}/?***, reading {masked}/simple/?***",
+            *(
+                f"{name} 0.1.0: published (SBOM {name}-0.1.0.cdx.json)"
+                for name in ("features", "model", "serving")
+            ),
         ]
+        for secret in (PASSWORD, urllib.parse.quote(PASSWORD, safe=""), "query-token-9e2f"):
+            assert secret not in in_urls.stdout + in_urls.stderr
         assert len(held(tmp_path / "second")) == 6
 
         bump(repo, "model", "patch", "A fix.")

@@ -730,9 +730,13 @@ def _index_location() -> tuple[urllib.parse.SplitResult, str, str]:
             f"use an https {variable}"
         )
         raise ReleaseError(msg)
-    netloc = host if ":" not in host else f"[{host}]"
-    netloc += f":{parts.port}" if parts.port else ""
-    return parts._replace(netloc=netloc, fragment=""), user, password
+    return parts._replace(netloc=_bare_netloc(parts), fragment=""), user, password
+
+
+def _bare_netloc(parts: urllib.parse.SplitResult) -> str:
+    """The host and port of a URL, without its userinfo."""
+    host = parts.hostname or ""
+    return (host if ":" not in host else f"[{host}]") + (f":{parts.port}" if parts.port else "")
 
 
 def index_request(name: str) -> urllib.request.Request:
@@ -794,22 +798,54 @@ def upload(file: Path, root: Path = ROOT, *, released: bool = False) -> str:
     overwritten: refused, or kept when ``released`` (the release tag is on the commit being
     built, so the index's file was built from the same sources; a rebuilt model artifact
     differs in its bytes)."""
-    env = {**os.environ, "UV_PUBLISH_CHECK_URL": check_url()}
-    if "http" in {urllib.parse.urlsplit(url).scheme for url in (publish_url(), check_url())}:
-        for name in PROXY_VARIABLES:  # plain http goes to this machine only: never by a proxy
-            env.pop(name, None)
     result = subprocess.run(
-        ["uv", "publish", str(file)], cwd=root, env=env, capture_output=True, text=True, check=False
+        ["uv", "publish", str(file)],
+        cwd=root,
+        env=_upload_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode == 0:
         return "skipped" if "already exists, skipping" in result.stderr else "uploaded"
     if released and MISMATCH.search(result.stderr):
         return "skipped"
-    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    msg = f"upload refused: {detail[-1] if detail else 'uv publish failed'}"
+    msg = f"upload refused: {_uv_reason(result.stderr or result.stdout)}"
     if MISMATCH.search(result.stderr):
         msg += " (the index holds another build of this version: bump the version)"
     raise ReleaseError(msg)
+
+
+def _upload_env() -> dict[str, str]:
+    """uv's environment for an upload: the check URL (:func:`check_url`); credentials written
+    in ``UV_PUBLISH_URL`` moved to ``UV_PUBLISH_USERNAME``/``_PASSWORD`` where those are unset
+    (uv 0.13 sends them from the URL still percent-encoded); no proxy for plain http, which
+    goes to this machine only (:func:`publish_url`)."""
+    env = {**os.environ, "UV_PUBLISH_CHECK_URL": check_url()}
+    upload_url = urllib.parse.urlsplit(publish_url())
+    if upload_url.username is not None or upload_url.password is not None:
+        env["UV_PUBLISH_URL"] = urllib.parse.urlunsplit(
+            upload_url._replace(netloc=_bare_netloc(upload_url))
+        )
+        for variable, value in (
+            ("UV_PUBLISH_USERNAME", upload_url.username),
+            ("UV_PUBLISH_PASSWORD", upload_url.password),
+        ):
+            env[variable] = env.get(variable) or urllib.parse.unquote(value or "")
+    if "http" in {upload_url.scheme, urllib.parse.urlsplit(env["UV_PUBLISH_CHECK_URL"]).scheme}:
+        for name in PROXY_VARIABLES:
+            env.pop(name, None)
+    return env
+
+
+def _uv_reason(output: str) -> str:
+    """Why uv failed, in one line: its last ``error:`` or ``cause:`` line, without the page
+    the server sent."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    reasons = [line for line in lines if line.startswith(("error:", "cause:"))]
+    reason = (reasons or lines or ["uv publish failed"])[-1]
+    reason = reason.removeprefix("error: ").removeprefix("cause: ")
+    return reason.split(" Server says:", 1)[0]
 
 
 def tag_commit(tag: str, root: Path = ROOT) -> str | None:
@@ -908,8 +944,8 @@ def publish(dist: Path, root: Path = ROOT, *, tag: bool = True) -> list[str]:
     problems = check_unbumped(root) + check_changelogs(root) + check_fragments(root)
     if problems:
         raise refused(problems, "nothing was uploaded")
-    listed = {r.name: index_files(r.name) for r in releases(root)}  # reachable, readable
-    missing = {r: [f for f in r.files if f not in listed[r.name]] for r in releases(root)}
+    listed = {r: index_files(r.name) for r in releases(root)}  # reachable and readable
+    missing = {r: [f for f in r.files if f not in files] for r, files in listed.items()}
     pending = [r for r in missing if r.tagged is None or (r.tagged == commit and missing[r])]
     if pending:
         build_and_check(pending, dist, commit, root)
