@@ -426,6 +426,33 @@ def test_a_lock_only_change_releases_that_member_alone(snapshot: Path, tmp_path:
         ).items()
 
 
+def test_a_member_added_later_is_released_alone(snapshot: Path, tmp_path: Path) -> None:
+    """A fourth member after the first release (the root pyproject and the lock change, no
+    member's inputs do): its first release is published alone, after what it depends on."""
+    repo = snapshot
+    with pypiserver(tmp_path) as index:
+        lines_of(publish(repo, index))
+        made = subprocess.run(
+            ["uv", "run", "--quiet", "--python", sys.executable, "python", "tools/new_package.py",
+             "reports", "--depends-on", "model"],
+            cwd=repo, env=clean_env(), capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        bump(repo, "reports", "patch", "Published.")
+        commit(repo, "reports 0.1.1")
+        assert lines_of(publish(repo, index)) == [
+            "features 0.1.0: released (features-v0.1.0), unchanged since, on the index: skipped",
+            "model 0.1.0: released (model-v0.1.0), unchanged since, on the index: skipped",
+            "reports 0.1.1: published (SBOM reports-0.1.1.cdx.json)",
+            "reports 0.1.1: tagged reports-v0.1.1",
+            "serving 0.1.0: released (serving-v0.1.0), unchanged since, on the index: skipped",
+        ]
+        assert [f for f in held(tmp_path) if f.startswith("reports")] == [
+            "reports-0.1.1-py3-none-any.whl",
+            "reports-0.1.1.tar.gz",
+        ]
+
+
 def test_other_indexes_get_each_release_from_its_own_commit(snapshot: Path, tmp_path: Path) -> None:
     """The same releases go to a second index from the commit they are tagged on; from a later
     commit, a release the index lacks is never rebuilt: the tool names the command that
