@@ -19,9 +19,8 @@ SEED_VARIABLE = "HYPOTHESIS_SEED"
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' own plugin reads the seed option
 def pytest_configure(config: pytest.Config) -> None:
     if settings.default.derandomize:
-        name = f"{settings.get_current_profile_name()}-explore"
-        settings.register_profile(name, settings.default, derandomize=False)
-        settings.load_profile(name)
+        settings.register_profile("explore", settings.default, derandomize=False)
+        settings.load_profile("explore")
     if config.getoption("--hypothesis-seed") is None:
         seed = os.environ.get(SEED_VARIABLE) or str(secrets.randbelow(2**32))
         config.option.hypothesis_seed = seed

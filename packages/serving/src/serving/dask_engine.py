@@ -284,7 +284,7 @@ def score_dataset(
                 (staging / STOP).touch()
                 if client.status == "running":
                     with contextlib.suppress(Exception):
-                        wait(futures)
+                        wait(futures)  # type: ignore[no-untyped-call]
                 raise
     except (OSError, TimeoutError, KilledWorker) as error:  # a scheduler or a worker lost
         msg = f"the Dask run failed, nothing was written: {type(error).__name__}: {error}"
