@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
 import resource
@@ -72,12 +71,6 @@ def input_files(source: str | Path) -> list[Path]:
     return found
 
 
-def manifest_digest(artifact: Artifact) -> str:
-    """The sha256 of the artifact's manifest (as loaded and checked): what a task checks its
-    worker loaded."""
-    return hashlib.sha256(artifact.manifest.model_dump_json().encode()).hexdigest()
-
-
 _LOADED: dict[tuple[str, str], Artifact] = {}  # per worker process: loaded once, reused
 
 
@@ -87,7 +80,7 @@ def _worker_artifact(path: str, digest: str, public_key: str | None) -> Artifact
 
         pa.set_cpu_count(1)  # one core per worker process: the cluster is the parallelism
         artifact = load_artifact_or_default(path, public_key)
-        if manifest_digest(artifact) != digest:
+        if artifact.digest != digest:  # the manifest's sha256: what the run verified
             msg = f"{path}: the artifact changed since the run started; run it again"
             raise ArtifactError(msg)
         _LOADED[path, digest] = artifact
@@ -249,7 +242,7 @@ def score_dataset(
     written = _check_outputs(output, files)
     started = time.perf_counter()
     staging = _staging(output)
-    digest = manifest_digest(artifact)
+    digest = artifact.digest
     key = None if public_key is None else str(public_key.resolve())
     cluster = None
     try:
