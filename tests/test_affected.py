@@ -17,6 +17,9 @@ import affected
 import workspace
 
 PACKAGE_WIDE = ["integration", "release-check", "lint", "type"]
+# Docs named by file name alone: a test naming a doc's path (`"docs/x.md"`, `"docs" / "x.md"`)
+# is taken as reading it (tools/affected.py), and these tests only change them in a copy.
+GUIDE = "new-guide.md"
 
 
 def commit(repo: Path, message: str) -> None:
@@ -102,10 +105,53 @@ def test_shared_root_configuration_selects_everything(path: str, repo: Path) -> 
 
 
 def test_a_docs_only_change_selects_only_lint(repo: Path) -> None:
-    append(repo / "docs" / "publishing.md", "\nMore words.\n")
-    (repo / "docs" / "new-guide.md").write_text("# A new guide\n")
+    unread = "benchmarks.md"  # no test reads it
+    append(repo / "docs" / unread, "\nMore words.\n")
+    (repo / "docs" / GUIDE).write_text("# A new guide\n")
     commit(repo, "docs")
     assert affected.select("base", repo)[0] == set()
+    assert affected.envs("base", root=repo) == ["lint"]
+
+
+@pytest.mark.parametrize(
+    ("name", "packages", "envs"),
+    [
+        ("spec-reference.md", ["features"], ["lint"]),  # features' schema test
+        ("config-reference.md", ["model"], ["lint"]),  # model's schema test
+        ("your-own-data.md", [], ["integration", "lint"]),  # run as written
+        ("publishing.md", [], ["integration", "lint"]),  # the consumer's steps
+    ],
+)
+def test_a_docs_file_that_tests_read_selects_those_tests(
+    name: str, packages: list[str], envs: list[str], repo: Path
+) -> None:
+    """The tests' own envs, not the dependents of the member whose tests read it."""
+    append(repo / "docs" / name, "\nMore words.\n")
+    commit(repo, f"change {name}")
+    assert affected.select("base", repo)[0] == set(packages)
+    assert affected.envs("base", root=repo) == [*envs_of(packages, repo), *envs]
+
+
+def test_a_new_test_reading_a_doc_is_found_without_an_edit_of_the_tool(repo: Path) -> None:
+    """Which tests read a doc is read from their sources: a test added later counts too."""
+    (repo / "docs" / GUIDE).write_text("# A new guide\n")
+    test = repo / "packages" / "serving" / "tests" / "test_new_guide.py"
+    test.write_text(f'GUIDE = ROOT / "docs" / "{GUIDE}"\n')
+    commit(repo, "a guide and the test that reads it")
+    subprocess.run([*GIT, "branch", "-f", "base"], cwd=repo, check=True)
+    append(repo / "docs" / GUIDE, "\nMore words.\n")
+    commit(repo, "the guide changes")
+    assert affected.envs("base", root=repo) == [*envs_of(["serving"], repo), "lint"]
+    # named as one path: the same; only mentioned in a comment: not read
+    test.write_text(f'# see docs/{GUIDE}\nGUIDE = "docs/{GUIDE}"\n')
+    commit(repo, "the test names the path whole")
+    subprocess.run([*GIT, "branch", "-f", "base"], cwd=repo, check=True)
+    append(repo / "docs" / GUIDE, "\nMore words.\n")
+    assert affected.envs("base", root=repo) == [*envs_of(["serving"], repo), "lint"]
+    test.write_text(f"# see docs/{GUIDE}\n")
+    commit(repo, "the test no longer reads it")
+    subprocess.run([*GIT, "branch", "-f", "base"], cwd=repo, check=True)
+    append(repo / "docs" / GUIDE, "\nMore words.\n")
     assert affected.envs("base", root=repo) == ["lint"]
 
 
@@ -121,6 +167,23 @@ def test_nothing_changed_selects_nothing_and_a_bad_ref_says_so(repo: Path) -> No
     assert affected.envs("base", root=repo) == []
     with pytest.raises(affected.AffectedError, match="nope"):
         affected.envs("nope", root=repo)
+
+
+@pytest.mark.parametrize("ref", ["-h", "--all", "--output=refs.txt", "-"])
+def test_a_ref_starting_with_a_dash_is_refused_in_one_line(ref: str, repo: Path) -> None:
+    """Never handed to git, where it would be an option."""
+    with pytest.raises(affected.AffectedError, match=r"is not a git ref \(it starts with '-'\)"):
+        affected.envs(ref, root=repo)
+    printed = subprocess.run(
+        [sys.executable, "tools/affected.py", "--", ref],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert printed.returncode == 1
+    assert printed.stderr == f"error: {ref!r} is not a git ref (it starts with '-')\n"
+    assert not (repo / "refs.txt").exists()
 
 
 def test_changes_count_from_the_merge_base_as_a_pull_request_sees_them(repo: Path) -> None:

@@ -11,20 +11,25 @@ base of REF and HEAD, as a pull request sees them. A changed file selects:
 - ``uv.lock``: each member whose locked dependency closure changed (names, versions, sources,
   hashes), so a bump of a library only ``serving`` uses selects ``serving`` alone; a change to
   the shared dev tools the root's dependency groups lock selects every member;
-- docs (``docs/``, Markdown outside the packages): only ``lint``; the root README also
-  ``integration`` and ``release-check`` (their tests run its commands and ship it);
+- docs (``docs/``, Markdown outside the packages): ``lint``, plus the tests that read the
+  file: those whose source names its path (``"docs/x.md"``, or ``"docs" / "x.md"``, each
+  at the start of a string), the root ``tests/`` selecting ``integration``, a member's
+  ``tests/`` that member's own envs (not its dependents'); the root README also
+  ``release-check``, which ships it;
 - root ``tests/``: ``integration``; ``tools/``: ``integration``, ``release-check`` and ``type``;
   ``bench/``: ``type``;
 - anything else (root pyproject, tox.toml, toxfile.py, .ci, configs, data, ...): everything.
 
-Every member depending on a selected member is selected too; a selected member brings its own
-envs plus ``integration``, ``release-check`` and ``type``; any change brings ``lint``.
+Every member depending on a changed member is selected too; a changed member brings its own
+envs plus ``integration``, ``release-check`` and ``type``; any change brings ``lint``. A ref
+starting with ``-`` is refused (git would read it as an option).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -37,6 +42,7 @@ import workspace
 ROOT = workspace.ROOT
 EVERYTHING = "*"
 PACKAGE_WIDE = ("integration", "release-check", "type")
+TESTS_OF = "tests of "  # a selection token: a member's own tests (not its dependents)
 
 
 class AffectedError(Exception):
@@ -52,8 +58,11 @@ def _git(root: Path, *args: str) -> str:
 
 def changed_files(ref: str, root: Path = ROOT) -> tuple[str, list[str]]:
     """The merge base of ``ref`` and HEAD, and the files changed since it (working tree)."""
-    base = _git(root, "merge-base", ref, "HEAD").strip()
-    changed = _git(root, "diff", "--name-only", "--no-renames", base).splitlines()
+    if ref.startswith("-"):
+        msg = f"{ref!r} is not a git ref (it starts with '-')"
+        raise AffectedError(msg)
+    base = _git(root, "merge-base", "--end-of-options", ref, "HEAD").strip()
+    changed = _git(root, "diff", "--name-only", "--no-renames", base, "--").splitlines()
     new = _git(root, "ls-files", "--others", "--exclude-standard").splitlines()
     return base, sorted(set(changed + new))
 
@@ -114,8 +123,30 @@ def _lock_changes(base: str, root: Path) -> set[str]:
     return {name for name in members if old[name] != new[name]}
 
 
-def _selects(path: str, root: Path) -> set[str]:
-    """What one changed file selects: member names, env names, or EVERYTHING."""
+def suite_sources(root: Path) -> dict[str, str]:
+    """The source of every test suite, by what it selects: ``integration`` for the root
+    ``tests/``, ``TESTS_OF + name`` for a member's ``tests/``."""
+    suites = {"integration": root / "tests"} | {
+        TESTS_OF + name: folder / "tests" for name, folder in workspace.members(root).items()
+    }
+    return {
+        suite: "\n".join(p.read_text(errors="replace") for p in sorted(folder.rglob("*.py")))
+        for suite, folder in suites.items()
+    }
+
+
+def readers(path: str, sources: dict[str, str]) -> set[str]:
+    """The suites of ``sources`` that name ``path`` (relative to the root) at the start of a
+    string, whole (``"docs/x.md"``) or joined (``"docs" / "x.md"``)."""
+    separator = r"(?:/|[\"']\s*/\s*[\"'])"
+    named = separator.join(re.escape(part) for part in PurePosixPath(path).parts)
+    pattern = re.compile(rf"(?<=[\"']){named}(?![\w-]|\.\w)")
+    return {suite for suite, text in sources.items() if pattern.search(text)}
+
+
+def _selects(path: str, root: Path, sources: dict[str, str]) -> set[str]:
+    """What one changed file selects: member names, env names, ``TESTS_OF`` a member, or
+    EVERYTHING."""
     parts = PurePosixPath(path)
     for name, folder in workspace.members(root).items():
         if parts.is_relative_to(folder.relative_to(root).as_posix()):
@@ -124,9 +155,9 @@ def _selects(path: str, root: Path) -> set[str]:
     if path == "uv.lock":
         return {"uv.lock"}
     if path == "README.md":
-        return {"integration", "release-check"}
+        return {"release-check"} | readers(path, sources)
     if top == "docs" or parts.suffix == ".md":
-        return set()
+        return readers(path, sources)
     return {
         "tests": {"integration"},
         "tools": {"integration", "release-check", "type"},
@@ -135,19 +166,23 @@ def _selects(path: str, root: Path) -> set[str]:
 
 
 def select(ref: str, root: Path = ROOT) -> tuple[set[str], set[str]]:
-    """The affected members and the other envs the changes since ``ref`` select; both hold
+    """The members whose envs run (those changed and their dependents, and those whose tests
+    read a changed doc) and the other envs the changes since ``ref`` select; both hold
     :data:`EVERYTHING` when a shared file changed."""
     base, files = changed_files(ref, root)
+    sources = suite_sources(root)
     picked: set[str] = set()
     for path in files:
-        picked |= _selects(path, root)
+        picked |= _selects(path, root, sources)
     if "uv.lock" in picked:
         picked = (picked - {"uv.lock"}) | _lock_changes(base, root)
     names = set(workspace.members(root))
     if EVERYTHING in picked:
         return names, {EVERYTHING}
-    packages = workspace.dependents(picked & names, root) if picked & names else set()
-    extra = (picked - names) | (set(PACKAGE_WIDE) if packages else set())
+    tested = {token for token in picked if token.startswith(TESTS_OF)}
+    changed = workspace.dependents(picked & names, root) if picked & names else set()
+    packages = changed | {token.removeprefix(TESTS_OF) for token in tested}
+    extra = (picked - names - tested) | (set(PACKAGE_WIDE) if changed else set())
     return packages, extra | ({"lint"} if files else set())
 
 
