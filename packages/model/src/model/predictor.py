@@ -28,15 +28,25 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 
+NOT_FINITE_VALUE = "the model's prediction is not a finite number"
+NOT_FINITE_PROBABILITIES = "the model's class probabilities are not finite numbers"
+HINT = " (a value far outside the data it was trained on?)"
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Predictions for validated rows: ``labels`` (class names, or values for regression),
     ``probabilities`` (rows by :attr:`Artifact.classes`, classifiers only) and ``rows``, the
-    rows' positions in the input."""
+    rows' positions in the input. Only finite numbers are predicted: a row whose value or
+    probabilities are not (an overflow, NaN) is left out of those three and listed in
+    ``refused`` (positions in the input), for the reason ``reason``; a caller refuses those
+    rows as it refuses invalid ones."""
 
     labels: np.ndarray
     probabilities: np.ndarray | None
     rows: np.ndarray
+    refused: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,17 +97,21 @@ class Artifact:
         if not len(valid):
             proba = np.zeros((0, len(classes))) if len(classes) else None
             return Prediction(classes[:0] if len(classes) else np.zeros(0), proba, valid.rows)
-        matrix = self._matrix(valid.columns)
         estimator: Any = (
             self.pipeline[-1]
             if self.compiled is None or self.compiled.estimator is None
             else self.compiled.estimator
         )
-        if self.spec.task != "classification":
-            return Prediction(np.asarray(estimator.predict(matrix)), None, valid.rows)
-        # One pass through the model: the predicted class is the most probable one.
-        proba = np.asarray(estimator.predict_proba(matrix))
-        return Prediction(classes[proba.argmax(axis=1)], proba, valid.rows)
+        # An overflow (a huge value through a linear model) is not a warning: its rows are
+        # refused below, where the outputs are checked.
+        with np.errstate(all="ignore"):
+            matrix = self._matrix(valid.columns)
+            if self.spec.task != "classification":
+                values = np.asarray(estimator.predict(matrix), dtype=np.float64)
+                return _finite(values, None, valid.rows)
+            # One pass through the model: the predicted class is the most probable one.
+            proba = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
+            return _finite(classes[proba.argmax(axis=1)], proba, valid.rows)
 
     def _matrix(self, columns: Columns) -> np.ndarray:
         """The model matrix: what the pipeline's preprocessing hands its estimator."""
@@ -129,6 +143,18 @@ class Artifact:
     def classes(self) -> list[str]:
         """Class names in probability-column order (empty for regression)."""
         return list(self.manifest.classes or [])
+
+
+def _finite(labels: np.ndarray, proba: np.ndarray | None, rows: np.ndarray) -> Prediction:
+    """The prediction of the rows whose outputs (values, or every class probability) are
+    finite; the others refused (see :class:`Prediction`). One ``np.isfinite`` when all are."""
+    finite = np.isfinite(labels if proba is None else proba)
+    if finite.all():
+        return Prediction(labels, proba, rows)
+    keep = finite if proba is None else finite.all(axis=1)
+    reason = (NOT_FINITE_VALUE if proba is None else NOT_FINITE_PROBABILITIES) + HINT
+    kept = None if proba is None else proba[keep]
+    return Prediction(labels[keep], kept, rows[keep], rows[~keep], reason)
 
 
 def load_pipeline(data: bytes, file: Path) -> Pipeline:

@@ -111,13 +111,14 @@ def _scored(
     artifact: Artifact, table: pa.Table, offset: int, carried: list[str], source: Path
 ) -> tuple[pa.Table, pa.Table]:
     """The scored rows and the rejected rows (reasons, and the row as read), as Arrow tables
-    (no pandas on the hot path)."""
+    (no pandas on the hot path). Rows the model gives no finite prediction for are rejected
+    with that reason."""
     result = validate(artifact.spec, table, source=str(source))
-    valid = result.valid
-    predicted = artifact.predict(valid)
-    columns = {"row": pa.array(valid.rows + offset, pa.int64())}
+    predicted = artifact.predict(result.valid)
+    scored = predicted.rows
+    columns = {"row": pa.array(scored + offset, pa.int64())}
     for name in carried:
-        columns[name] = _take(table[name], valid.rows)
+        columns[name] = _take(table[name], scored)
     proba = predicted.probabilities
     columns["prediction"] = pa.array(
         predicted.labels, type=pa.float64() if proba is None else pa.string()
@@ -125,8 +126,16 @@ def _scored(
     if proba is not None:
         for index, name in enumerate(artifact.classes):
             columns[f"probability_{name}"] = pa.array(proba[:, index], type=pa.float64())
-    columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(valid))
+    columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(scored))
     rows, reasons = result.report.reasons_by_row()
+    if len(predicted.refused):  # in input order, with the rows validation refused
+        refused = np.full(len(predicted.refused), predicted.reason, dtype=object)
+        rows, reasons = (
+            np.concatenate([rows, predicted.refused]),
+            np.concatenate([reasons, refused]),
+        )
+        order = np.argsort(rows, kind="stable")
+        rows, reasons = rows[order], reasons[order]
     rejected = pa.Table.from_arrays(  # by position: input column names may repeat
         [
             pa.array(rows + offset, pa.int64()),

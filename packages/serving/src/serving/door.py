@@ -14,7 +14,7 @@ from starlette.responses import Response
 from features import ValidRows
 from model import Artifact, Prediction
 from serving.observability import Metrics
-from serving.schemas import Problems, RequestReader
+from serving.schemas import MAX_ERROR_ITEMS, Item, Problems, RequestReader
 
 INLINE_BODY_BYTES = 2048
 """With a NumPy-only model, bodies up to this size are parsed, validated and predicted on the
@@ -36,12 +36,20 @@ class Door:
         self, checked: ValidRows | Problems, state: dict[str, Any]
     ) -> Prediction | Problems:
         """The prediction for records that passed the check, counted in the metrics and the
-        request's log line; or the refusal, its records counted as rejected."""
+        request's log line; or the refusal, its records counted as rejected: records invalid,
+        or (422, naming them) records the model gives no finite prediction for."""
         if isinstance(checked, Problems):
             self.metrics.rejected.inc(checked.records)
             return checked
         state["records"] = len(checked)
         predicted = self.artifact.predict(checked)
+        refused = predicted.refused
+        if len(refused):
+            items: list[Item] = [
+                (row, None, predicted.reason) for row in refused[:MAX_ERROR_ITEMS].tolist()
+            ]
+            self.metrics.rejected.inc(len(refused))
+            return Problems(422, "invalid input", items, len(refused), len(refused))
         self.metrics.predictions.inc(len(checked))
         return predicted
 
