@@ -126,3 +126,32 @@ def test_a_new_member_with_a_bad_name_or_sibling_is_refused(snapshot: Path) -> N
     assert made.returncode == 0, made.stderr
     member = tomllib.loads((snapshot / "packages/notes/pyproject.toml").read_text())
     assert member["project"]["description"] == "Say \"hi\" \\ and 'bye'"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("class", "'class' is a Python keyword"),
+        ("json", "'json' is a module of Python's standard library"),
+        ("numpy", "'numpy' is taken in the workspace's environment by distribution numpy"),
+        ("sklearn", "'sklearn' is taken in the workspace's environment by module sklearn"),
+        ("r" * 227, f"{'r' * 20}... (227 characters) is too long"),
+    ],
+)
+def test_a_name_python_or_the_file_system_cannot_take_is_refused(
+    name: str, message: str, snapshot: Path
+) -> None:
+    """One line, exit 1, nothing written: not the package's folder, not the root's files. The
+    longest name allowed leaves room for its wheel's file name (226 of 255 bytes)."""
+    made = subprocess.run(
+        [sys.executable, "tools/new_package.py", name],
+        cwd=snapshot,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert made.returncode == 1, made.stdout + made.stderr
+    assert made.stderr.startswith(f"error: {message}"), made.stderr
+    assert len(made.stderr.splitlines()) == 1, made.stderr
+    assert run(["git", "status", "--porcelain", "--untracked-files=all"], snapshot).stdout == ""

@@ -6,13 +6,19 @@ Writes ``packages/NAME/`` (pyproject with a compatible range on each sibling it 
 README, LICENSE copy, changelog and its fragments folder, ``src/NAME/`` typed, an isolation
 test), then makes the root depend on it (``uv add``, which also re-locks). Nothing else needs
 an edit: tox envs, lint and type paths, import contracts, the isolation check, the release
-order and the affected-only runs all read the members from the workspace.
+order and the affected-only runs all read the members from the workspace. A name Python or
+the file system cannot take (a keyword, a standard-library module, a module or distribution
+the environment has, too long for a file name) is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
+import keyword
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +32,10 @@ import release
 import workspace
 
 NAME = re.compile(r"^[a-z][a-z0-9]*$")  # one name to install and import (no - or _ to normalise)
+LONGEST_SUFFIX = "-999.999.999-py3-none-any.whl"
+"""The most a file name made from a member's name adds to it (its wheel's, with room for a
+version that grows): the folders ``packages/NAME``, ``src/NAME``, the sdist, the SBOM, the
+release tag and the tox envs add less."""
 
 PYPROJECT = """\
 [project]
@@ -105,6 +115,7 @@ def scaffold(
     if name in members:
         msg = f"{name} is already a member ({members[name].relative_to(root)})"
         raise ScaffoldError(msg)
+    _check_name(name, root)
     unknown = sorted(set(depends_on) - set(members))
     if unknown:
         msg = f"--depends-on {', '.join(unknown)}: not a member ({', '.join(members)})"
@@ -130,6 +141,38 @@ def scaffold(
         workspace.order.cache_clear()
         raise
     return folder
+
+
+def _check_name(name: str, root: Path) -> None:
+    """Refuse a name Python cannot import as the package (a keyword, a standard library
+    module, a module or distribution this environment has already) or the file system cannot
+    hold in one file name."""
+    if keyword.iskeyword(name):
+        msg = f"{name!r} is a Python keyword: `import {name}` would be a syntax error"
+        raise ScaffoldError(msg)
+    if name in sys.stdlib_module_names:
+        msg = f"{name!r} is a module of Python's standard library: the package would shadow it"
+        raise ScaffoldError(msg)
+    try:
+        taken = f"distribution {name} {importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(name)
+        taken = f"module {name} ({spec.origin or 'a namespace'})" if spec else ""
+    if taken:
+        msg = f"{name!r} is taken in the workspace's environment by {taken}: pick another name"
+        raise ScaffoldError(msg)
+    try:
+        limit = os.pathconf(root, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    longest = len(f"{name}{LONGEST_SUFFIX}".encode())
+    if longest > limit:
+        most = limit - len(LONGEST_SUFFIX.encode())
+        msg = (
+            f"{name[:20]}... ({len(name)} characters) is too long: the file names made from it "
+            f"(its wheel's, {longest} bytes) exceed the file system's {limit}; use at most {most}"
+        )
+        raise ScaffoldError(msg)
 
 
 def _add_to_root(name: str, root: Path) -> None:
