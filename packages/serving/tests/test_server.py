@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import http.client
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 
 from model import Artifact, RandomForest, TrainConfig, load_artifact, save_result, train
 from serving.door import INLINE_BODY_BYTES
+from serving.server import DRAIN_BYTES
 from serving.testing import ServerProcess, wait_until
 
 from .conftest import RECORD, ROOT, predicted, records_of
@@ -379,3 +382,96 @@ def test_metrics_add_up_every_worker(artifact_path: Path, tmp_path: Path) -> Non
             (value,) = re.findall(r"^serving_predictions_total (\S+)$", text, re.M)
             scrapes.append(float(value))
     assert scrapes == [2.0 * sent] * 8, (scrapes, sent)
+
+
+HUGE_BODY = 26_000_000
+"""26 MB: 26 times the default body limit."""
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_plain_client_reads_the_413_of_a_body_far_over_the_limit(
+    server: ServerProcess, chunked: bool
+) -> None:
+    """http.client writes the whole body before it reads: the server answers 413 at once, then
+    reads and discards the rest (a lingering close) instead of resetting the connection under
+    the client (ConnectionResetError or BrokenPipeError without it)."""
+    piece = b" " * 1_000_000
+    body: bytes | Iterator[bytes] = (
+        (piece for _ in range(HUGE_BODY // len(piece))) if chunked else piece * 26
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        connection.request(
+            "POST",
+            "/v1/predict",
+            body=body,
+            headers={"content-type": "application/json"},
+            encode_chunked=chunked,
+        )
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 413
+    assert response.getheader("connection") == "close"
+    assert answer["error"] == "request body larger than 1000000 bytes"
+    assert server.request("/health") == (200, {"status": "ok"})
+
+
+def _send_until_cut(sock: socket.socket, most: int) -> tuple[int, OSError | None]:
+    """Send spaces, a megabyte at a time, until the connection fails or ``most`` are sent:
+    how many were sent, and the failure."""
+    sock.settimeout(60)
+    sent, piece = 0, b" " * 1_000_000
+    try:
+        while sent < most:
+            sock.sendall(piece)
+            sent += len(piece)
+    except OSError as error:
+        return sent, error
+    return sent, None
+
+
+def test_what_is_drained_after_an_early_answer_is_bounded(
+    artifact_path: Path, tmp_path: Path
+) -> None:
+    """A client that goes on sending after its 413 is cut off once DRAIN_BYTES more have
+    arrived (long before its body_timeout of 10 minutes)."""
+    env = {"SERVING_BODY_TIMEOUT": "600"}
+    with ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env) as live:
+        head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-length: 999999999999\r\n\r\n"
+        with _connect(live, head) as sock:
+            sent, cut = _send_until_cut(sock, 4 * DRAIN_BYTES)
+        assert isinstance(cut, ConnectionResetError | BrokenPipeError), cut
+        assert DRAIN_BYTES <= sent < 2 * DRAIN_BYTES
+        assert live.request("/health") == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n"
+        b"content-length: 0\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["post", "get"],
+)
+def test_a_request_with_both_content_length_and_transfer_encoding_is_refused(
+    artifact_path: Path, tmp_path: Path, request_bytes: bytes
+) -> None:
+    """The two framings a proxy and this server could read differently (request smuggling):
+    400 naming them, and the connection closed; nothing after it is read as a request."""
+    log = tmp_path / "s.log"
+    with ServerProcess(["--artifact", str(artifact_path)], log=log) as live:
+        with _connect(live, request_bytes) as sock:
+            answer = _closed_by_server(sock)
+        metrics = urllib.request.urlopen(f"{live.url}/metrics", timeout=30).read().decode()
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert b"connection: close" in answer.lower()
+    assert b"Content-Length and Transfer-Encoding both given" in answer
+    assert 'serving_requests_total{route="(server)",status="400"} 1.0' in metrics
+    assert "smuggled" not in log.read_text()
+    assert "Content-Length and Transfer-Encoding both given" in log.read_text()

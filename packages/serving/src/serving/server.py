@@ -4,7 +4,12 @@ uvicorn closes idle keep-alive connections and caps concurrent connections, but 
 for a request's head: a client that connects and sends nothing (or half a header) keeps its
 connection, and enough of them exhaust the process's file descriptors. :class:`GuardedH11Protocol`
 adds that deadline; the body's deadline is enforced by the app's middleware
-(:mod:`serving.observability`).
+(:mod:`serving.observability`). It also refuses a request that gives both ``Content-Length``
+and ``Transfer-Encoding`` (the framing a proxy and this server could read differently:
+request smuggling), and closes a connection whose request body is still arriving (a 413 sent
+before a huge body was read) the way nginx's lingering close does: it sends the answer, then
+reads and discards what the client still sends, bounded in bytes and time, so that a client
+that writes its whole body before reading gets the answer instead of a connection reset.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import resource
 import shutil
 import tempfile
 from functools import cache
+from typing import Any, cast
 
 import h11
 import uvicorn
@@ -33,6 +39,51 @@ OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
     b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
 )
+DRAIN_BYTES = 64 * 1024 * 1024
+"""At most this many bytes of a request body are read and discarded after an early answer
+(a 413) before the connection is closed; it is closed after ``body_timeout`` seconds too."""
+BOTH_FRAMINGS = (
+    "Content-Length and Transfer-Encoding both given: the body's length is ambiguous "
+    "(request smuggling); send one of them"
+)
+
+
+class _StrictConnection(h11.Connection):
+    """h11's server connection, refusing a request with both ``Content-Length`` and
+    ``Transfer-Encoding`` (h11 lets the chunked framing win, as RFC 9112 allows; a proxy in
+    front may have used the length). The refusal's reason is kept for the 400."""
+
+    refusal: str | None = None
+
+    def next_event(self) -> Any:  # noqa: ANN401 - h11's event, or one of its sentinels
+        """The next event; :class:`h11.RemoteProtocolError` for a request framed twice."""
+        event = super().next_event()
+        if isinstance(event, h11.Request):
+            names = {name for name, _ in event.headers}
+            if {b"content-length", b"transfer-encoding"} <= names:
+                self.refusal = BOTH_FRAMINGS
+                raise h11.RemoteProtocolError(BOTH_FRAMINGS, 400)
+        return event
+
+
+class _LingeringTransport:
+    """The connection's transport as uvicorn's request cycles see it: closing it lingers (see
+    :meth:`GuardedH11Protocol.close`); everything else is the transport's."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedH11Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def close(self) -> None:
+        """Close as the protocol decides: at once, or after the rest of the body."""
+        self._protocol.close()
+
+    def is_closing(self) -> bool:
+        """Closing, or lingering: no more answers on this connection."""
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - the transport's attribute
+        return getattr(self._transport, name)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -40,9 +91,25 @@ class GuardedH11Protocol(H11Protocol):
     not sent complete headers ``header_timeout`` seconds after it opened, or after its
     previous response, is closed) and a cap of ``max_connections`` open connections (one
     more is answered 503 and closed). Both answers, and uvicorn's own 400 for a request it
-    cannot parse, are counted and logged like the app's."""
+    cannot parse, are counted and logged like the app's. A request with both
+    ``Content-Length`` and ``Transfer-Encoding`` is such a 400, and a connection closed
+    while its request's body still arrives lingers (:meth:`close`)."""
 
     _head_timer: asyncio.TimerHandle | None = None
+    _linger_timer: asyncio.TimerHandle | None = None
+    _drain_left = DRAIN_BYTES
+    _shutting_down = False
+    _raw: asyncio.Transport
+    lingering = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - uvicorn's
+        super().__init__(*args, **kwargs)
+        size = self.config.h11_max_incomplete_event_size
+        self.conn = (
+            _StrictConnection(h11.SERVER)
+            if size is None
+            else _StrictConnection(h11.SERVER, max_incomplete_event_size=size)
+        )
 
     def _arm(self) -> None:
         self._disarm()
@@ -60,6 +127,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Refuse a connection over the cap; else start the head deadline."""
         super().connection_made(transport)
+        self._raw = transport
         if len(self.connections) > _settings().max_connections:
             reason = f"more than {_settings().max_connections} open connections"
             body = error_body(f"service overloaded: {reason}")
@@ -67,10 +135,50 @@ class GuardedH11Protocol(H11Protocol):
             transport.close()
             record_server_response(503, reason)
             return
+        self.transport = cast("asyncio.Transport", _LingeringTransport(transport, self))
         self._arm()
 
+    def close(self) -> None:
+        """Close the connection: at once when the client has nothing more to send; else
+        (an answer sent before the request's body was read, a request refused mid-way) after
+        the answer, half-closing the connection and discarding what still arrives, until the
+        client closes its end, :data:`DRAIN_BYTES` arrived or ``body_timeout`` passed."""
+        transport = self._raw
+        if self.lingering or transport.is_closing():
+            return
+        unread = self.conn.their_state in {h11.SEND_BODY, h11.ERROR}
+        if not unread or self._shutting_down or not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        self._disarm()
+        self._unset_keepalive_if_required()
+        transport.write_eof()  # the answer, then end of file: the client can read it all
+        transport.resume_reading()  # uvicorn pauses reading when a body piles up
+        self._linger_timer = self.loop.call_later(_settings().body_timeout, transport.close)
+
+    def shutdown(self) -> None:
+        """The server stops: no lingering holds it."""
+        self._shutting_down = True
+        if self.lingering:
+            self._raw.close()
+            return
+        super().shutdown()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse the request, or, lingering, discard what arrives (up to the bound)."""
+        if not self.lingering:
+            super().data_received(data)
+            return
+        self._drain_left -= len(data)
+        if self._drain_left < 0:
+            self._raw.close()
+
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a request it cannot parse, counted and logged."""
+        """uvicorn's answer to a request it cannot parse, counted and logged (with the reason
+        when this server refused it, e.g. both framings)."""
+        if isinstance(self.conn, _StrictConnection) and self.conn.refusal:
+            msg = self.conn.refusal
         record_server_response(400, msg)
         super().send_400_response(msg)
 
@@ -82,12 +190,15 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         """A new deadline for the next request's head (pipelined ones disarm it at once)."""
-        self._arm()
+        if not self.lingering:
+            self._arm()
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """No timer outlives its connection."""
         self._disarm()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         super().connection_lost(exc)
 
 
