@@ -22,7 +22,7 @@ from rich.text import Text
 
 from features import InputError, SpecError
 from model import ModelError
-from serving.exceptions import TableError
+from serving.exceptions import StartupError, TableError
 from serving.settings import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_REJECT_SHARE, Settings
 
 EXIT_TOO_MANY_REJECTS = 4
@@ -40,9 +40,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     from serving.app import load  # noqa: PLC0415 - keeps `serving --help` fast
+    from serving.observability import prepare_multiprocess_dir  # noqa: PLC0415
     from serving.server import serve  # noqa: PLC0415
 
     given = _settings(args)
+    prepare_multiprocess_dir()  # before any worker writes its metrics there
     artifact = load(given)  # fail here, with a message, rather than inside a worker
     # Every worker loads the folder verified here, and refuses it unless it is still the same.
     settings = given.model_copy(
@@ -267,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(f"invalid settings: {problems}")
     except InputError as error:
         _fail(_one_line(error))
-    except (ModelError, SpecError, TableError) as error:
+    except (ModelError, SpecError, StartupError, TableError) as error:
         _fail(str(error))
     except TerminatedError as error:
         _fail(str(error))

@@ -14,19 +14,29 @@ import re
 import time
 import traceback
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.exceptions import StartupError
+
 LOG = logging.getLogger("serving.access")
 STATE_KEY = "serving.request"  # per-request dict in the ASGI scope: routes put counts here
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_FILE = re.compile(
+    r"(?:counter|histogram|summary|gauge_(?:live)?(?:all|min|max|sum|mostrecent))_\d+\.db"
+)
+"""The names prometheus_client gives its multiprocess files: ``<type>_<pid>.db``, and
+``gauge_<mode>_<pid>.db`` for gauges (``prometheus_client.values.MmapedValue``)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -43,9 +53,9 @@ class Metrics:
 
     def __post_init__(self) -> None:
         self.exposition = self.registry
-        if os.environ.get(MULTIPROCESS_DIR):
+        if directory := os.environ.get(MULTIPROCESS_DIR):
             self.exposition = CollectorRegistry()
-            MultiProcessCollector(self.exposition)  # type: ignore[no-untyped-call]
+            self.exposition.register(MultiProcessTotals(Path(directory)))
         self.requests = Counter(
             "serving_requests_total",
             "HTTP requests by route and status",
@@ -68,6 +78,84 @@ class Metrics:
             registry=self.registry,
         )
         _LIVE.add(self)
+
+
+class MultiProcessTotals:
+    """prometheus_client's multiprocess collector, sturdier: it reads only the files
+    prometheus_client writes (:data:`METRICS_FILE`), and when they do not add up (one is
+    truncated, corrupt, not a file) it leaves out, with one warning each, those that stop
+    the others from adding up: nothing in the folder can turn ``/metrics`` into a 500."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.skipped: set[str] = set()
+
+    def collect(self) -> Iterable[Metric]:
+        """Every process's values, added up."""
+        files = sorted(
+            str(path) for path in self.directory.glob("*.db") if METRICS_FILE.fullmatch(path.name)
+        )
+        try:
+            return _merge(files)
+        except Exception:  # one of them is not prometheus_client's: find which
+            pass
+        merged = _merge([])
+        kept: list[str] = []
+        for name in files:  # quadratic, but only while the folder holds such a file
+            try:
+                merged = _merge([*kept, name])
+            except Exception as error:  # whatever the file holds
+                self._skip(name, error)
+            else:
+                kept.append(name)
+        return merged
+
+    def _skip(self, name: str, error: Exception) -> None:
+        if name not in self.skipped:
+            self.skipped.add(name)
+            logging.getLogger("serving.metrics").warning(
+                "%s: not a metrics file prometheus_client can read (%s: %s); left out of /metrics",
+                name,
+                type(error).__name__,
+                error,
+            )
+
+
+def _merge(files: list[str]) -> Iterable[Metric]:
+    return MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def prepare_multiprocess_dir() -> Path | None:
+    """Check the folder ``PROMETHEUS_MULTIPROC_DIR`` names, if set, and remove the metrics
+    files an earlier run left there (only :data:`METRICS_FILE` names, only regular files; the
+    folder's other files stay): a service starts counting from zero. Run it once, before the
+    workers start; raises :class:`StartupError` with one line saying what is wrong."""
+    value = os.environ.get(MULTIPROCESS_DIR)
+    if not value:
+        return None
+    directory = Path(value)
+    where = f"{MULTIPROCESS_DIR}={value}"
+    if not directory.exists():
+        msg = f"{where}: no such directory (create it, or unset the variable)"
+        raise StartupError(msg)
+    if not directory.is_dir():
+        msg = f"{where}: not a directory"
+        raise StartupError(msg)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        msg = f"{where}: the service cannot write there"
+        raise StartupError(msg)
+    try:
+        stale = [
+            entry
+            for entry in os.scandir(directory)
+            if METRICS_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+        ]
+        for entry in stale:
+            Path(entry.path).unlink(missing_ok=True)
+    except OSError as error:
+        msg = f"{where}: cannot remove the metrics of an earlier run: {error.strerror}"
+        raise StartupError(msg) from None
+    return directory
 
 
 class JsonFormatter(logging.Formatter):
