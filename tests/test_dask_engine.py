@@ -295,3 +295,52 @@ def test_a_second_run_to_the_same_output_is_refused(
     score_dataset(artifact, dataset, output, chunk_rows=1000, scheduler=scheduler)
     assert not dead.exists()
     assert elsewhere.is_dir()
+
+
+@pytest.mark.parametrize("inside", [".", "scores", "sub/scores"])
+def test_an_output_inside_the_artifact_folder_is_refused(
+    artifact: Artifact, dataset: Path, tmp_path: Path, inside: str
+) -> None:
+    """Refused before a cluster starts or anything is written: the artifact would hold files
+    its manifest does not list, and be refused when loaded."""
+    folder = Path(shutil.copytree(artifact.path, tmp_path / "artifact"))
+    copy = load_artifact(folder)
+    before = sorted(p.name for p in folder.iterdir())
+    output = folder / inside
+    with pytest.raises(TableError, match="the output path is inside the artifact folder"):
+        score_dataset(copy, dataset, output, chunk_rows=1000, workers=1)
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact", "penguins"]
+    load_artifact(folder)
+
+
+def test_rows_without_a_finite_prediction_are_rejects(scheduler: str, tmp_path: Path) -> None:
+    """The tasks score each file with the local engine: a row the model gives no finite
+    prediction for (a huge value of a feature without bounds, through a linear model) is a
+    reject with its reason, never an inf in a part."""
+    spec_text = (ROOT / "configs" / "penguins_body_mass.features.toml").read_text()
+    spec = tmp_path / "unbounded.features.toml"
+    spec.write_text(spec_text.replace("min = 150.0\nmax = 260.0\n", ""))
+    config = TrainConfig.from_toml(ROOT / "configs" / "penguins_body_mass.toml")
+    unbounded = load_artifact(
+        save_result(train(config.model_copy(update={"spec": spec})), tmp_path / "mass")
+    )
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows = PENGUINS.dropna().head(6).copy()
+    rows.loc[rows.index[[1, 4]], "flipper_length_mm"] = [1.7e308, -1.7e308]
+    rows.iloc[:3].to_parquet(inputs / "a.parquet", index=False)
+    rows.iloc[3:].to_parquet(inputs / "b.parquet", index=False)
+    summary = score_dataset(
+        unbounded, inputs, tmp_path / "scores", chunk_rows=1000, scheduler=scheduler
+    )
+    assert (summary.input_rows, summary.scored_rows, summary.rejected_rows) == (6, 4, 2)
+    parts = json.loads((tmp_path / "scores" / PARTS).read_text())
+    for part in parts:
+        scored = pd.read_parquet(tmp_path / "scores" / part["part"])
+        assert scored["row"].tolist() == [0, 2]
+        assert scored["prediction"].abs().max() < 10_000
+        assert summary.rejects is not None
+        rejected = pd.read_parquet(summary.rejects / part["rejects"])
+        assert rejected["row"].tolist() == [1]
+        assert rejected["reasons"].str.contains("prediction is not a finite number").all()

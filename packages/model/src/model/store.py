@@ -80,6 +80,7 @@ def write_artifact(
     import skops.io as sio  # noqa: PLC0415 - writing is a training-time job
 
     directory = Path(directory)
+    _check_not_inside_an_artifact(directory)  # before a folder is made inside it
     directory.parent.mkdir(parents=True, exist_ok=True)
     _reclaim(directory)
     check_replaceable(directory)
@@ -146,10 +147,13 @@ def _alive(pid: int) -> bool:
 
 def check_replaceable(directory: Path) -> None:
     """Refuse, with :class:`ArtifactError`, to replace anything but nothing, an empty folder or
-    a previous artifact: a folder whose manifest lists every file in it."""
+    a previous artifact: a folder whose manifest lists every file in it; or to write an
+    artifact inside another one (which would then hold a folder its manifest does not list,
+    and be refused when loaded)."""
     if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
         msg = f"{directory}: exists and is not a folder; refusing to replace it with an artifact"
         raise ArtifactError(msg)
+    _check_not_inside_an_artifact(directory)
     if not directory.exists() or not any(directory.iterdir()):
         return
     listed = _listed_files(directory)
@@ -164,6 +168,24 @@ def check_replaceable(directory: Path) -> None:
         msg = (
             f"{directory}: a model artifact, but it also holds {', '.join(others)}; "
             "refusing to replace it: move those files first"
+        )
+        raise ArtifactError(msg)
+
+
+def _check_not_inside_an_artifact(directory: Path) -> None:
+    """Refuse, with :class:`ArtifactError`, a folder inside an artifact's folder (one whose
+    manifest lists a pipeline)."""
+    try:
+        parents = directory.resolve().parents
+    except (OSError, RuntimeError):  # RuntimeError: a link loop
+        parents = directory.absolute().parents
+    outer = next(
+        (parent for parent in parents if PIPELINE_FILE in (_listed_files(parent) or ())), None
+    )
+    if outer is not None:
+        msg = (
+            f"{directory}: inside the artifact folder {outer}, which holds the model's own "
+            "files only; choose an --output outside it"
         )
         raise ArtifactError(msg)
 

@@ -44,6 +44,24 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects{output.suffix}")
 
 
+def check_outside(artifact: Artifact, **outputs: Path) -> None:
+    """Refuse, before anything is written, an output that is the artifact's folder or inside
+    it (also through a link): an artifact holds only the files its manifest lists, and one
+    more would have it refused the next time it is loaded."""
+    folder = artifact.path  # resolved when it was loaded
+    for role, path in outputs.items():
+        try:
+            where = path.resolve()
+        except (OSError, RuntimeError):  # a link loop: check_paths names it
+            continue
+        if where == folder or folder in where.parents:
+            msg = (
+                f"{path}: the {role} path is inside the artifact folder {folder}, which holds "
+                "the model's own files only; write it elsewhere"
+            )
+            raise TableError(msg)
+
+
 def _carried(spec: FeatureSpec, schema: pa.Schema, keep: Sequence[str], path: Path) -> list[str]:
     """The input columns copied into the output: the spec's id column when the file has it,
     then ``keep``, which the file must have."""
@@ -178,12 +196,14 @@ def score_file(
     before anything is written. The output holds ``row`` (the 0-based input row), the spec's id
     column and the ``keep`` columns as read, the prediction, one ``probability_<class>`` per
     class for classifiers, and ``model_version``. The rejects file holds ``row``, ``reasons``
-    and every input column exactly as read. Neither output may be the input.
+    and every input column exactly as read. Neither output may be the input, or inside the
+    artifact's folder.
     """
     if chunk_rows < 1:
         msg = f"chunk_rows must be at least 1, got {chunk_rows}"
         raise TableError(msg)
     rejects = rejects_path(output)
+    check_outside(artifact, output=output, rejects=rejects)
     check_paths(source, output=output, rejects=rejects)
     started = time.perf_counter()
     spec = artifact.spec

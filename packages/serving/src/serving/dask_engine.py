@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model import Artifact, ArtifactError, load_artifact_or_default
-from serving.batch import BatchSummary, score_file
+from serving.batch import BatchSummary, check_outside, score_file
 from serving.exceptions import TableError
 from serving.tabular import process_alive
 
@@ -239,6 +239,7 @@ def score_dataset(
     # Absolute (workers may run elsewhere), each file once (a glob and a link may both name it).
     files = list(dict.fromkeys(path.resolve() for path in input_files(source)))
     output = output.resolve()
+    check_outside(artifact, output=output, rejects=rejects_dir(output))
     written = _check_outputs(output, files)
     started = time.perf_counter()
     staging = _staging(output)
