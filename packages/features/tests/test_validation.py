@@ -18,6 +18,7 @@ from features import (
     NumericColumn,
     ValidationReport,
     record_model,
+    repeated_columns,
     validate,
 )
 from features.testing import sample_frame
@@ -140,6 +141,27 @@ def test_missing_column_refuses_the_whole_input(
     assert caught.value.problems == [(None, "sex", "column missing")]
     assert caught.value.total == 1
     assert str(caught.value).startswith("frame.csv: input refused:")
+
+
+def test_a_spec_column_named_twice_refuses_the_input(
+    spec: FeatureSpec, record: dict[str, object]
+) -> None:
+    """Any kind (feature, target, id, ignored column), in a frame or a table, named with its
+    count; another name repeated is an unknown column like any other (ignored here)."""
+    with_id = lenient(spec, id_column="tag")
+    names = [*record, "species", "tag", "year", "note"]
+    for twice in ("sex", "species", "tag", "year"):
+        frame = pd.DataFrame([[*record.values(), "Adelie", "t", 2007, "", "x"]])
+        frame.columns = pd.Index([*names, twice])
+        with pytest.raises(InputError) as caught:
+            validate(with_id, frame)
+        assert caught.value.problems == [(None, twice, "appears 2 times")]
+    frame = pd.DataFrame([[*record.values(), "a", "b"]], columns=[*record, "note", "note"])
+    assert validate(with_id, frame).report.n_invalid == 0
+    assert repeated_columns(with_id, ["tag", "x", "tag", "x", "sex", "tag", "sex"]) == [
+        (None, "sex", "appears 2 times"),
+        (None, "tag", "appears 3 times"),
+    ]
 
 
 def test_wrong_dtype_column(spec: FeatureSpec, record: dict[str, object]) -> None:

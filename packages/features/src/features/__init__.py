@@ -32,7 +32,13 @@ from features.records import edge_records, record_model
 from features.reference import markdown_reference
 from features.schema import json_schema, json_schema_text, write_text
 from features.spec import FeatureSpec, Ratio, format_errors, read_toml
-from features.validation import ValidationReport, ValidationResult, ValidRows, validate
+from features.validation import (
+    ValidationReport,
+    ValidationResult,
+    ValidRows,
+    repeated_columns,
+    validate,
+)
 
 if TYPE_CHECKING:
     from features.preprocessing import build_preprocessor, compile_preprocessor
@@ -89,6 +95,7 @@ __all__ = [
     "read_table",
     "read_toml",
     "record_model",
+    "repeated_columns",
     "validate",
     "write_text",
 ]

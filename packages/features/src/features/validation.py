@@ -11,7 +11,7 @@ each invalid row is reported with its position, column and reason, never dropped
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, final
@@ -152,15 +152,25 @@ class ValidationResult:
     report: ValidationReport
 
 
+def repeated_columns(spec: FeatureSpec, names: Iterable[str]) -> list[tuple[None, str, str]]:
+    """The rule for a list of column names that repeats one (a file's header, a frame's
+    columns, a request's list of columns): each spec column (feature, target, id or ignored
+    column) named more than once is a problem ``(None, name, "appears N times")``, in name
+    order; another repeated name is left to the spec's ``unknown_fields``. Linear in the names."""
+    counts = Counter(names)
+    known = spec.known_columns
+    repeated = sorted(name for name, n in counts.items() if n > 1 and name in known)
+    return [(None, name, f"appears {counts[name]} times") for name in repeated]
+
+
 def check_names(
     spec: FeatureSpec, names: Sequence[str], source: str, *, target: bool = False
 ) -> tuple[str, ...]:
-    """Refuse a header (file columns, frame columns) that repeats a spec column, lacks one, or
-    (by the spec's ``unknown_fields``) holds one the spec does not name; return the columns
-    that will be ignored."""
+    """Refuse a header (file columns, frame columns) that repeats a spec column
+    (:func:`repeated_columns`), lacks one, or (by the spec's ``unknown_fields``) holds one the
+    spec does not name; return the columns that will be ignored."""
     problems: list[tuple[int | None, str | None, str]] = []
-    for name in sorted({n for n in names if names.count(n) > 1} & spec.known_columns):
-        problems.append((None, name, f"appears {names.count(name)} times"))
+    problems += repeated_columns(spec, names)
     required = [*spec.feature_names, *([spec.target.name] if target else [])]
     problems += [(None, name, "column missing") for name in required if name not in names]
     unknown = [str(n) for n in names if n not in spec.known_columns]
