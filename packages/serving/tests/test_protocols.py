@@ -219,7 +219,7 @@ def test_open_inference_binary_inputs(client: TestClient, artifact: Artifact) ->
         (lambda b: b["inputs"][1].update(data=["x"]), "is not a FP64 value"),
         (lambda b: b["inputs"][1].update(datatype="FP128"), "unknown datatype"),
         (lambda b: b.update(outputs=[{"name": "logits"}]), "unknown output 'logits'"),
-        (lambda b: b["inputs"].append({**b["inputs"][0]}), "two inputs have the same name"),
+        (lambda b: b["inputs"].append({**b["inputs"][0]}), "input island: appears 2 times"),
         (lambda b: b.update(inputs={}), 'expected {"inputs": [...]}'),
     ],
 )

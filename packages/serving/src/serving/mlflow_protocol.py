@@ -4,7 +4,9 @@
 with exactly one of ``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs`` (and
 an optional ``params``, accepted and not used: the model takes none), or ``text/csv`` with a
 header. Every form becomes records that :func:`features.validate` checks, as ``/v1/predict``
-does; the answer is ``{"predictions": [...]}`` (class names or values). Errors use MLflow's
+does; the answer is ``{"predictions": [...]}`` (class names or values). A column named twice
+(in a CSV header, ``dataframe_split``'s ``columns`` or, as a repeated key, in any JSON object)
+is refused, as every door refuses it. Errors use MLflow's
 shape and codes: ``{"error_code": "BAD_REQUEST", "message": ...}`` with 400, and a text/plain
 415 for another content type. ``GET /ping`` (and ``/health``, which the service has) and
 ``GET /version`` answer as MLflow's do.
@@ -13,7 +15,7 @@ shape and codes: ``{"error_code": "BAD_REQUEST", "message": ...}`` with 400, and
 import importlib.metadata
 import io
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -21,7 +23,7 @@ from fastapi.responses import PlainTextResponse, Response
 from features import edge_records
 from serving.door import Door
 from serving.observability import STATE_KEY
-from serving.schemas import Problems
+from serving.schemas import Problems, RepeatedKeys, loads
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 REQUIRED = (
@@ -62,16 +64,27 @@ def media_type(content_type: str | None) -> tuple[str, str | None]:
     return parts[0].lower(), None
 
 
-def records_from_json(body: bytes, limit: int) -> list[Any]:
+class Rows(NamedTuple):
+    """A request's records, and the names it listed its columns by (a CSV header,
+    ``dataframe_split``'s ``columns``), which the check refuses when they repeat a column."""
+
+    records: list[Any]
+    columns: list[str]
+
+
+def records_from_json(body: bytes, limit: int) -> Rows:
     """The records a JSON scoring request holds, in any of MLflow's four forms (refused, 413,
-    beyond ``limit`` records: before they are built)."""
+    beyond ``limit`` records: before they are built). An object naming a key twice is refused
+    here, naming it (and its record, in a list of records)."""
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else error
         msg = "Failed to parse input from JSON. Ensure that input is a valid JSON formatted "
         msg += f"string. Error: '{reason}'"
         raise MlflowError(msg, code="MALFORMED_REQUEST") from None
+    except RepeatedKeys as repeated:
+        raise refusal(repeated.problems(*FORMATS)) from None
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"input type '{type(data).__name__}'"
         msg = f"{REQUIRED}. Received {kind}."
@@ -92,7 +105,7 @@ def records_from_json(body: bytes, limit: int) -> list[Any]:
     if isinstance(value, list) and len(value) > limit:
         raise _too_many(limit)
     if isinstance(value, list) and all(isinstance(r, dict) for r in value):
-        return value
+        return Rows(value, [])
     msg = f"'{form}' must be a list of records (JSON objects)"
     msg += ", or an object of columns" if form in {"instances", "inputs"} else ""
     raise MlflowError(msg)
@@ -102,7 +115,7 @@ def _too_many(limit: int) -> MlflowError:
     return MlflowError(f"too many records: at most {limit} per request", 413)
 
 
-def _split(value: Any, limit: int) -> list[Any]:  # noqa: ANN401 - untrusted JSON
+def _split(value: Any, limit: int) -> Rows:  # noqa: ANN401 - untrusted JSON
     """``{"columns": [...], "data": [[...], ...]}`` (an ``index`` is allowed and unused)."""
     if not isinstance(value, dict) or not set(value) <= {"columns", "data", "index"}:
         msg = "'dataframe_split' must be an object with 'columns' and 'data' (and 'index')"
@@ -118,10 +131,10 @@ def _split(value: Any, limit: int) -> list[Any]:  # noqa: ANN401 - untrusted JSO
     ):
         msg = f"'dataframe_split.data' must be a list of rows of {len(columns)} values each"
         raise MlflowError(msg)
-    return [dict(zip(columns, row, strict=True)) for row in rows]
+    return Rows([dict(zip(columns, row, strict=True)) for row in rows], columns)
 
 
-def _columns(value: dict[str, Any], form: str, limit: int) -> list[Any]:
+def _columns(value: dict[str, Any], form: str, limit: int) -> Rows:
     """``{"column": [v, ...], ...}``: columns of one length become records."""
     lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
     if -1 in lengths or len(lengths) > 1:
@@ -130,10 +143,10 @@ def _columns(value: dict[str, Any], form: str, limit: int) -> list[Any]:
     n_rows = lengths.pop() if lengths else 0
     if n_rows > limit:
         raise _too_many(limit)
-    return [{name: cells[i] for name, cells in value.items()} for i in range(n_rows)]
+    return Rows([{name: cells[i] for name, cells in value.items()} for i in range(n_rows)], [])
 
 
-def records_from_csv(body: bytes, limit: int) -> list[Any]:
+def records_from_csv(body: bytes, limit: int) -> Rows:
     """The rows of a ``text/csv`` body with a header, every cell as its exact text (the rule
     for CSV files: ``features.read_table``), as records. pyarrow is imported on first use."""
     import pyarrow as pa  # noqa: PLC0415 - keeps the service's start-up lean
@@ -153,7 +166,7 @@ def records_from_csv(body: bytes, limit: int) -> list[Any]:
         raise MlflowError(msg) from None
     if table.num_rows > limit:
         raise _too_many(limit)
-    return list(table.to_pylist())
+    return Rows(list(table.to_pylist()), names)
 
 
 def refusal(problems: Problems) -> MlflowError:
@@ -222,7 +235,7 @@ def add_routes(app: FastAPI, door: Door) -> None:
     def invoke(body: bytes, media: str, state: dict[str, Any]) -> Response:
         try:
             limit = door.reader.max_records
-            records = (
+            records, columns = (
                 records_from_csv(body, limit)
                 if media == "text/csv"
                 else records_from_json(body, limit)
@@ -230,7 +243,7 @@ def add_routes(app: FastAPI, door: Door) -> None:
             if not records:
                 msg = "no records to score"
                 raise MlflowError(msg)  # noqa: TRY301 - answered just below
-            predicted = door.predict(door.reader.check(records), state)
+            predicted = door.predict(door.reader.check(records, columns), state)
             if isinstance(predicted, Problems):
                 raise refusal(predicted)
         except MlflowError as error:

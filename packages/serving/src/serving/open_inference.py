@@ -12,6 +12,9 @@ are JSON.
 ``BYTES``: an empty string (or ``NA``, ``N/A``, ``null``, ``NULL``) is a missing value and any
 other cell is read by the contract's text rule (``"45.2"`` is the number 45.2), exactly as a
 CSV cell would be. A NaN in a floating-point tensor is refused, as everywhere.
+
+A column named twice (two inputs of one name, or any JSON object naming a key twice) is
+refused, naming it, as every door refuses it.
 """
 
 import json
@@ -27,7 +30,7 @@ from features import edge_records
 from model import Prediction
 from serving.door import Door
 from serving.observability import STATE_KEY
-from serving.schemas import Problems
+from serving.schemas import Problems, RepeatedKeys, loads
 
 HEADER_LENGTH = "inference-header-content-length"
 NUMPY_TYPES = {
@@ -95,22 +98,15 @@ def model_metadata(door: Door) -> dict[str, Any]:
 def parse(body: bytes, header_length: str | None, limit: int) -> dict[str, Any]:
     """The request's JSON header, with binary tensors (the binary extension) put in place as
     ``data`` lists (refused, 413, beyond ``limit`` rows: before they are built)."""
-    size = len(body)
-    if header_length is not None:
-        try:
-            size = int(header_length)
-        except ValueError:
-            msg = f"{HEADER_LENGTH} must be an integer"
-            raise InferenceError(msg) from None
-        if not 0 < size <= len(body):
-            msg = f"{HEADER_LENGTH} {size} does not fit the body"
-            raise InferenceError(msg)
+    size = len(body) if header_length is None else _header_size(header_length, len(body))
     try:
-        request = json.loads(body[:size])
+        request = loads(body[:size])
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else error
         msg = f"malformed JSON: {reason}"
         raise InferenceError(msg) from None
+    except RepeatedKeys as repeated:
+        raise refusal(repeated.problems()) from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         msg = 'expected {"inputs": [...]}, one input per feature'
         raise InferenceError(msg)
@@ -135,6 +131,19 @@ def parse(body: bytes, header_length: str | None, limit: int) -> dict[str, Any]:
         msg = "the body holds more binary data than the inputs announce"
         raise InferenceError(msg)
     return request
+
+
+def _header_size(header_length: str, body_size: int) -> int:
+    """The JSON header's size from its length header, within the body."""
+    try:
+        size = int(header_length)
+    except ValueError:
+        msg = f"{HEADER_LENGTH} must be an integer"
+        raise InferenceError(msg) from None
+    if not 0 < size <= body_size:
+        msg = f"{HEADER_LENGTH} {size} does not fit the body"
+        raise InferenceError(msg)
+    return size
 
 
 def _from_bytes(raw: bytes, tensor: dict[str, Any], limit: int) -> list[Any]:
@@ -210,13 +219,11 @@ def _flatten(data: Any, name: str) -> list[Any]:  # noqa: ANN401 - untrusted JSO
     return data
 
 
-def records(request: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    """One record per row of the inputs (columns of one length, at most ``limit``)."""
-    columns = dict(_cells(tensor, limit) for tensor in request["inputs"])
-    if len(columns) != len(request["inputs"]):
-        msg = "two inputs have the same name"
-        raise InferenceError(msg)
-    lengths = {len(cells) for cells in columns.values()}
+def records(request: dict[str, Any], limit: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """One record per row of the inputs (columns of one length, at most ``limit``), and the
+    inputs' names, in order: the check refuses a column named twice, as every door does."""
+    tensors = [_cells(tensor, limit) for tensor in request["inputs"]]
+    lengths = {len(cells) for _, cells in tensors}
     if len(lengths) > 1:
         msg = "inputs of different lengths: one row per record in every input"
         raise InferenceError(msg)
@@ -224,7 +231,9 @@ def records(request: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     if not n_rows:
         msg = "no rows to infer"
         raise InferenceError(msg)
-    return [{name: cells[i] for name, cells in columns.items()} for i in range(n_rows)]
+    columns = dict(tensors)
+    rows = [{name: cells[i] for name, cells in columns.items()} for i in range(n_rows)]
+    return rows, [name for name, _ in tensors]
 
 
 def _requested(request: dict[str, Any], classes: list[str]) -> list[str]:
@@ -360,7 +369,8 @@ def add_routes(app: FastAPI, door: Door) -> None:
             limit = door.reader.max_records
             request = parse(body, header, limit)
             wanted = _requested(request, artifact.classes)
-            predicted = door.predict(door.reader.check(records(request, limit)), state)
+            rows, names = records(request, limit)
+            predicted = door.predict(door.reader.check(rows, names), state)
             if isinstance(predicted, Problems):
                 raise refusal(predicted)
         except InferenceError as error:
