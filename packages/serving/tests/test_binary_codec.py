@@ -163,7 +163,9 @@ def requests(draw: st.DrawFn, spec: FeatureSpec, *, binary: bool = False) -> Inf
         index = draw(st.integers(0, len(tensors) - 1))
         first = tensors[index]
         tensors[index] = Tensor(first.name, first.datatype, first.shape, first.cells, binary=True)
-    outputs = draw(st.none() | st.lists(st.sampled_from(["predict", "predict_proba"]), max_size=2))
+    outputs = draw(
+        st.none() | st.lists(st.sampled_from(["predict", "predict_proba"]), max_size=2, unique=True)
+    )
     return Infer(tensors, outputs, draw(st.none() | st.text(max_size=6)))
 
 

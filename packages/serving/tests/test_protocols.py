@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from features import edge_records
 from model import Artifact
 from serving import mlflow_protocol, open_inference
+from serving.app import create_app
+from serving.settings import Settings
 
 from .conftest import RECORD
 
@@ -234,6 +236,117 @@ def test_open_inference_refusals_name_the_input(
     answer = client.post(f"/v2/models/{artifact.name}/infer", json=body)
     assert answer.status_code == 400, answer.text
     assert message in answer.json()["error"]
+
+
+def infer_post(
+    client: TestClient, artifact: Artifact, header: dict[str, Any], blob: bytes = b"", **sent: str
+) -> tuple[int, dict[str, Any]]:
+    """POST an infer request: ``header`` as JSON, then ``blob`` (binary tensor data), with the
+    header's length sent as ``Inference-Header-Content-Length`` unless given."""
+    text = json.dumps(header).encode()
+    length = sent.get("length", str(len(text)) if blob else None)
+    headers = {"content-type": "application/json"}
+    if length is not None:
+        headers["inference-header-content-length"] = length
+    answer = client.post(f"/v2/models/{artifact.name}/infer", content=text + blob, headers=headers)
+    return answer.status_code, answer.json()
+
+
+def test_open_inference_outputs_are_asked_once(artifact: Artifact) -> None:
+    """An output asked twice (or 20,000 times: the answer grew with every copy, 2.8 MB for a
+    540 KB request) is refused, naming it; so an answer holds each output at most once."""
+    with TestClient(create_app(Settings(max_body_bytes=1_000_000), artifact)) as client:
+        inputs = v2_inputs([RECORD], artifact)
+        for outputs in (
+            [{"name": "predict"}] * 20_000,
+            [{"name": "predict_proba"}, {"name": "predict"}, {"name": "predict_proba"}],
+        ):
+            status, answer = infer_post(client, artifact, {"inputs": inputs, "outputs": outputs})
+            assert status == 400, answer
+            name, count = outputs[-1]["name"], outputs.count(outputs[-1])
+            assert answer["error"].startswith(f"output {name!r} asked {count} times"), answer
+        both = [{"name": "predict"}, {"name": "predict_proba"}]
+        status, answer = infer_post(client, artifact, {"inputs": inputs, "outputs": both})
+        assert status == 200, answer
+        assert [o["name"] for o in answer["outputs"]] == ["predict", "predict_proba"]
+
+
+def test_open_inference_bytes_must_be_utf8(client: TestClient, artifact: Artifact) -> None:
+    """Binary BYTES that are not UTF-8 are refused, naming the input and the element: they
+    were decoded with replacement characters, and an open category (island) was scored."""
+    inputs = [i for i in v2_inputs([RECORD, RECORD], artifact) if i["name"] != "island"]
+    for raw, status in ((b"Dream", 200), (b"\xff\xfeDream", 400), (b"Dr\xc3", 400)):
+        blob = struct.pack("<I", 5) + b"Dream" + struct.pack("<I", len(raw)) + raw
+        island = {"name": "island", "datatype": "BYTES", "shape": [2]}
+        island["parameters"] = {"binary_data_size": len(blob)}
+        got, answer = infer_post(client, artifact, {"inputs": [*inputs, island]}, blob)
+        assert got == status, (raw, answer)
+        if status == 400:
+            assert answer == {"error": "input 'island': element 1 is not UTF-8 text"}
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value", "accepted"),
+    [
+        ("INT64", 192, True),
+        ("INT64", 192.7, False),
+        ("INT64", 192.0, False),  # JSON 192.0: no integer literal
+        ("INT32", 2**31, False),
+        ("INT32", -(2**31), True),
+        ("UINT8", -1, False),
+        ("INT64", True, False),
+        ("FP32", 192, True),
+        ("FP64", 192.5, True),
+    ],
+)
+def test_open_inference_json_values_fit_their_datatype(
+    client: TestClient, artifact: Artifact, datatype: str, value: Any, accepted: bool
+) -> None:
+    """A JSON value its tensor's datatype cannot hold (45.7 in an INT64) is refused, naming
+    the input: it was read as the number it is, whatever the datatype said."""
+    inputs = v2_inputs([RECORD], artifact)
+    for tensor in inputs:
+        if tensor["name"] == "flipper_length_mm":
+            tensor.update(datatype=datatype, data=[value])
+    status, answer = infer_post(client, artifact, {"inputs": inputs})
+    if accepted:
+        assert status in {200, 400}, answer  # 400 only for the spec's own reasons (a bound)
+        assert "is not a" not in answer.get("error", ""), answer
+    else:
+        assert status == 400, answer
+        assert answer == {
+            "error": f"input 'flipper_length_mm': {value!r} is not a {datatype} value"
+        }
+
+
+def test_open_inference_binary_framing_is_plain(client: TestClient, artifact: Artifact) -> None:
+    """The header length is plain ASCII digits (``int()`` also reads ``6_16``, `` 616``,
+    ``+616`` or Arabic-Indic digits: each was accepted); an input with both JSON ``data`` and
+    ``binary_data_size`` is refused, naming it (the binary data silently won)."""
+    body, length = binary_body([RECORD], artifact)
+    header, blob = json.loads(body[:length]), body[length:]
+    digits = str(length)
+    assert len(digits) >= 2
+    status, _ = infer_post(client, artifact, header, blob, length=digits)
+    assert status == 200
+    for sent in (
+        f"{digits[0]}_{digits[1:]}",
+        f" {digits}",
+        f"{digits} ",
+        f"+{digits}",
+        f"0x{length:x}",
+    ):
+        status, answer = infer_post(client, artifact, header, blob, length=sent)
+        assert status == 400, (sent, answer)
+        assert "must be a number in plain digits" in answer["error"], answer
+    arabic = digits.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))  # not over HTTP/1.1
+    with pytest.raises(open_inference.InferenceError, match="must be a number in plain digits"):
+        open_inference.parse(body, arabic, 1000)
+    first = header["inputs"][0]
+    first["data"] = ["Biscoe"]
+    status, answer = infer_post(client, artifact, header, blob)
+    assert status == 400, answer
+    assert answer == {"error": f"input {first['name']!r}: both data and binary_data_size; send one"}
 
 
 def reasons_v1(detail: list[dict[str, Any]]) -> set[tuple[int | None, str | None, str]]:

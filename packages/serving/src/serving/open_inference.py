@@ -13,12 +13,16 @@ are JSON.
 other cell is read by the contract's text rule (``"45.2"`` is the number 45.2), exactly as a
 CSV cell would be. A NaN in a floating-point tensor is refused, as everywhere.
 
-A column named twice (two inputs of one name, or any JSON object naming a key twice) is
-refused, naming it, as every door refuses it.
+**Strict reading.** What a request means is never guessed: an input named twice (or any JSON
+object naming a key twice), an output asked twice, a value its datatype cannot hold (``45.7``
+in an ``INT64`` tensor), ``BYTES`` that are not UTF-8, an input with both ``data`` and
+``binary_data_size``, a header length that is not plain digits are each a 400 naming it.
 """
 
 import json
 import struct
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -122,8 +126,11 @@ def parse(body: bytes, header_length: str | None, limit: int) -> dict[str, Any]:
             raise InferenceError(msg)
         binary = (tensor.get("parameters") or {}).get("binary_data_size")
         if binary is not None:
-            if not isinstance(binary, int) or binary < 0 or offset + binary > len(body):
+            if type(binary) is not int or binary < 0 or offset + binary > len(body):
                 msg = f"input {tensor.get('name')!r}: bad binary_data_size"
+                raise InferenceError(msg)
+            if "data" in tensor:
+                msg = f"input {tensor.get('name')!r}: both data and binary_data_size; send one"
                 raise InferenceError(msg)
             tensor["data"] = _from_bytes(body[offset : offset + binary], tensor, limit)
             offset += binary
@@ -134,12 +141,12 @@ def parse(body: bytes, header_length: str | None, limit: int) -> dict[str, Any]:
 
 
 def _header_size(header_length: str, body_size: int) -> int:
-    """The JSON header's size from its length header, within the body."""
-    try:
-        size = int(header_length)
-    except ValueError:
-        msg = f"{HEADER_LENGTH} must be an integer"
-        raise InferenceError(msg) from None
+    """The JSON header's size from its length header: plain ASCII digits only (``int()`` would
+    also take ``6_16``, `` 616``, ``+616`` or other scripts' digits), within the body."""
+    if not (header_length.isascii() and header_length.isdigit() and len(header_length) < 20):
+        msg = f"{HEADER_LENGTH} must be a number in plain digits, got {header_length!r}"
+        raise InferenceError(msg)
+    size = int(header_length)
     if not 0 < size <= body_size:
         msg = f"{HEADER_LENGTH} {size} does not fit the body"
         raise InferenceError(msg)
@@ -161,7 +168,11 @@ def _from_bytes(raw: bytes, tensor: dict[str, Any], limit: int) -> list[Any]:
             if at + 4 + length > len(raw):
                 msg = f"input {tensor.get('name')!r}: truncated BYTES element"
                 raise InferenceError(msg)
-            cells.append(raw[at + 4 : at + 4 + length].decode("utf-8", errors="replace"))
+            try:
+                cells.append(raw[at + 4 : at + 4 + length].decode())
+            except UnicodeDecodeError:
+                msg = f"input {tensor.get('name')!r}: element {len(cells)} is not UTF-8 text"
+                raise InferenceError(msg) from None
             at += 4 + length
             if len(cells) > limit:
                 raise _too_many(limit)
@@ -199,12 +210,26 @@ def _cells(tensor: dict[str, Any], limit: int) -> tuple[str, list[Any]]:
     if len(flat) != shape[0]:
         msg = f"input {name!r}: shape {shape} but {len(flat)} values"
         raise InferenceError(msg)
-    expected = {"BYTES": str, "BOOL": bool}.get(kind, int | float)
+    holds = _holds(kind)
     for cell in flat:
-        if not isinstance(cell, expected) or (kind != "BOOL" and isinstance(cell, bool)):
+        if not holds(cell):
             msg = f"input {name!r}: {cell!r} is not a {kind} value"
             raise InferenceError(msg)
     return name, flat
+
+
+def _holds(kind: str) -> Callable[[Any], bool]:
+    """Whether a JSON value is a value of ``kind``: text for ``BYTES``, true or false for
+    ``BOOL``, a whole number in range for the integer types (``45.7`` or ``45.0`` is no
+    ``INT64``), any number for the floating-point ones."""
+    if kind in {"BYTES", "BOOL"}:
+        exact = str if kind == "BYTES" else bool
+        return lambda cell: type(cell) is exact
+    if kind.startswith(("INT", "UINT")):
+        info = np.iinfo(kind.lower())  # INT64 -> int64 ...
+        low, high = int(info.min), int(info.max)
+        return lambda cell: type(cell) is int and low <= cell <= high
+    return lambda cell: type(cell) is int or type(cell) is float
 
 
 def _flatten(data: Any, name: str) -> list[Any]:  # noqa: ANN401 - untrusted JSON
@@ -248,6 +273,12 @@ def _requested(request: dict[str, Any], classes: list[str]) -> list[str]:
     unknown = [n for n in names if n not in known]
     if unknown:
         msg = f"unknown output {unknown[0]!r}; this model has {known}"
+        raise InferenceError(msg)
+    # each at most once, so an answer is never larger than all the outputs once
+    repeated = [(n, count) for n, count in Counter(names).items() if count > 1]
+    if repeated:
+        name, count = repeated[0]
+        msg = f"output {name!r} asked {count} times; ask each output once (this model has {known})"
         raise InferenceError(msg)
     return [str(n) for n in names]
 
