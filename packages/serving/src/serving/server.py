@@ -46,23 +46,32 @@ BOTH_FRAMINGS = (
     "Content-Length and Transfer-Encoding both given: the body's length is ambiguous "
     "(request smuggling); send one of them"
 )
+OLD_CHUNKED = (
+    "Transfer-Encoding in an HTTP/1.0 request, which has no chunked framing: the body's "
+    "length is ambiguous (request smuggling); send Content-Length"
+)
 
 
 class _StrictConnection(h11.Connection):
     """h11's server connection, refusing a request with both ``Content-Length`` and
     ``Transfer-Encoding`` (h11 lets the chunked framing win, as RFC 9112 allows; a proxy in
-    front may have used the length). The refusal's reason is kept for the 400."""
+    front may have used the length), or an HTTP/1.0 request with ``Transfer-Encoding``
+    (RFC 9112 6.1: its framing is faulty). The refusal's reason is kept for the 400."""
 
     refusal: str | None = None
 
     def next_event(self) -> Any:  # noqa: ANN401 - h11's event, or one of its sentinels
-        """The next event; :class:`h11.RemoteProtocolError` for a request framed twice."""
+        """The next event; :class:`h11.RemoteProtocolError` for a request framed ambiguously."""
         event = super().next_event()
         if isinstance(event, h11.Request):
             names = {name for name, _ in event.headers}
-            if {b"content-length", b"transfer-encoding"} <= names:
-                self.refusal = BOTH_FRAMINGS
-                raise h11.RemoteProtocolError(BOTH_FRAMINGS, 400)
+            if b"transfer-encoding" in names:
+                if b"content-length" in names:
+                    self.refusal = BOTH_FRAMINGS
+                elif event.http_version == b"1.0":
+                    self.refusal = OLD_CHUNKED
+            if self.refusal is not None:
+                raise h11.RemoteProtocolError(self.refusal, 400)
         return event
 
 
@@ -92,7 +101,8 @@ class GuardedH11Protocol(H11Protocol):
     previous response, is closed) and a cap of ``max_connections`` open connections (one
     more is answered 503 and closed). Both answers, and uvicorn's own 400 for a request it
     cannot parse, are counted and logged like the app's. A request with both
-    ``Content-Length`` and ``Transfer-Encoding`` is such a 400, and a connection closed
+    ``Content-Length`` and ``Transfer-Encoding`` (or an HTTP/1.0 one with
+    ``Transfer-Encoding``) is such a 400, and a connection closed
     while its request's body still arrives lingers (:meth:`close`)."""
 
     _head_timer: asyncio.TimerHandle | None = None
