@@ -1,8 +1,10 @@
 """Only finite numbers are predicted (issue 26): a feature without bounds lets a huge value
 overflow a linear model (an infinite value, NaN probabilities); those rows are refused, by
 position and with a reason, never returned as inf or NaN, and without a NumPy warning. Tree
-models stay finite whatever the input."""
+models stay finite whatever the input. Without a compiled form, a row scikit-learn's estimator
+does not take is refused too, not the whole batch."""
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,3 +143,56 @@ def test_evaluate_names_the_rows_without_a_finite_prediction(
         row["body_mass_g"] = 4000
     with pytest.raises(DataError, match=r"row\(s\) 2: the model's prediction is not a finite"):
         evaluate_artifact(artifact, rows)
+
+
+def test_the_scikit_learn_path_refuses_the_rows_its_estimator_does_not_take(
+    made: Callable[..., Artifact],
+) -> None:
+    """Without a compiled form, scikit-learn raised for a whole batch holding one value it does
+    not take (an infinity once standardised): that row alone is refused, each refused row with
+    its own reason, in input order."""
+    for task, normal in (("classification", 0.19), ("regression", 0.19)):
+        artifact = dataclasses.replace(made(task, scale=1000.0), compiled=None)
+        assert not artifact.numpy_only
+        # 1e306 m stays finite once standardised, then overflows the linear model.
+        flippers = [HUGE, normal, 1e306, -HUGE, normal]
+        predicted = artifact.predict(validate(artifact.spec, records(artifact, flippers)).valid)
+        overflows = [2] if task == "regression" else []
+        assert predicted.rows.tolist() == sorted({1, 2, 4} - set(overflows))
+        assert predicted.refused.tolist() == sorted([0, 3, *overflows])
+        reasons = dict(zip(predicted.refused.tolist(), predicted.reasons.tolist(), strict=True))
+        assert "beyond the range the model's estimator takes" in reasons[0]
+        assert reasons[3] == reasons[0]
+        if overflows:
+            assert "prediction is not a finite number" in reasons[2]
+            assert "; " in predicted.reason  # both reasons, once each
+        values = predicted.labels if predicted.probabilities is None else predicted.probabilities
+        assert np.isfinite(values.astype(float)).all()
+        alone = artifact.predict(validate(artifact.spec, records(artifact, [normal])).valid)
+        assert predicted.labels[0] == alone.labels[0]
+        everything_refused = artifact.predict(
+            validate(artifact.spec, records(artifact, [HUGE])).valid
+        )
+        assert everything_refused.refused.tolist() == [0]
+        assert not len(everything_refused.rows)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "refused"),
+    [
+        (RandomForest(kind="random_forest", n_estimators=5), [0, 1]),
+        (HistGradientBoosting(kind="hist_gradient_boosting", max_iter=5), []),
+    ],
+    ids=["random_forest", "hist_gradient_boosting"],
+)
+def test_scikit_learn_trees_refuse_only_what_they_cannot_compare(
+    made: Callable[..., Artifact], estimator: Estimator, refused: list[int]
+) -> None:
+    """scikit-learn's forests compare in float32: a value beyond its range (1.7e308, finite once
+    standardised) is refused on that path; histogram gradient boosting takes any number."""
+    artifact = dataclasses.replace(made("regression", estimator), compiled=None)
+    valid = validate(artifact.spec, records(artifact, [HUGE, -HUGE, 190])).valid
+    predicted = artifact.predict(valid)
+    assert predicted.refused.tolist() == refused
+    assert predicted.rows.tolist() == sorted({0, 1, 2} - set(refused))
+    assert np.isfinite(predicted.labels).all()

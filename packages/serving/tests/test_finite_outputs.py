@@ -4,6 +4,7 @@ probabilities) is refused like an invalid record, naming it, at every door: 422 
 on MLflow's /invocations and the Open Inference Protocol (their per-record refusals), a row of
 the rejects file for `serving score`; never a 200 holding null, Infinity or NaN."""
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,30 @@ def test_the_score_command_counts_them_as_rejected(
     assert "3 input rows = 2 scored + 1 rejected" in capsys.readouterr().out
     assert "inf" not in output.read_text().lower()
     assert "prediction is not a finite number" in rejects_path(output).read_text()
+
+
+def test_without_a_compiled_form_the_record_scikit_learn_cannot_take_is_refused(
+    classifier: Path, tmp_path: Path
+) -> None:
+    """Predicting through scikit-learn (no compiled form), a value that is infinite once
+    standardised made scikit-learn raise for the whole request (a 500) or file: that record
+    alone is refused, naming it; the others are scored."""
+    artifact = dataclasses.replace(load_artifact(classifier), compiled=None)
+    assert not artifact.numpy_only
+    records = rows(artifact, [0.19, HUGE, 0.2])
+    beyond = "beyond the range the model's estimator takes"
+    with TestClient(create_app(Settings(), artifact)) as client:
+        assert client.get("/ready").status_code == 200
+        v1 = client.post("/v1/predict", json={"records": records})
+        assert v1.status_code == 422, v1.text
+        assert [(d["record"], d["field"]) for d in v1.json()["detail"]] == [(1, None)]
+        assert beyond in v1.json()["detail"][0]["message"]
+        name = artifact.name
+        v2 = client.post(f"/v2/models/{name}/infer", json=v2_body(records))
+        assert v2.status_code == 400, v2.text
+        assert f"row 1: a feature's value is {beyond}" in v2.json()["error"]
+    source = tmp_path / "input.csv"
+    pd.DataFrame(records).to_csv(source, index=False)
+    summary = score_file(artifact, source, tmp_path / "scores.csv")
+    assert (summary.scored_rows, summary.rejected_rows) == (2, 1)
+    assert beyond in rejects_path(tmp_path / "scores.csv").read_text()

@@ -11,6 +11,7 @@ disk), after skops' own type audit (a second check against
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 NOT_FINITE_VALUE = "the model's prediction is not a finite number"
 NOT_FINITE_PROBABILITIES = "the model's class probabilities are not finite numbers"
+OUT_OF_RANGE = "a feature's value is beyond the range the model's estimator takes"
 HINT = " (a value far outside the data it was trained on?)"
 
 
@@ -38,15 +40,22 @@ class Prediction:
     """Predictions for validated rows: ``labels`` (class names, or values for regression),
     ``probabilities`` (rows by :attr:`Artifact.classes`, classifiers only) and ``rows``, the
     rows' positions in the input. Only finite numbers are predicted: a row whose value or
-    probabilities are not (an overflow, NaN) is left out of those three and listed in
-    ``refused`` (positions in the input), for the reason ``reason``; a caller refuses those
-    rows as it refuses invalid ones."""
+    probabilities are not (an overflow, NaN), or, on the scikit-learn path, whose model matrix
+    holds a value the estimator does not take (see :func:`beyond_estimator`), is left out of
+    those three and listed in ``refused`` (positions in the input, ascending), each with its
+    reason in ``reasons``; a caller refuses those rows as it refuses invalid ones."""
 
     labels: np.ndarray
     probabilities: np.ndarray | None
     rows: np.ndarray
     refused: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    reason: str = ""
+    reasons: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    """Why each row of ``refused`` is refused, in the same order."""
+
+    @property
+    def reason(self) -> str:
+        """Why rows are refused: the distinct :attr:`reasons`, joined by ``"; "``."""
+        return "; ".join(dict.fromkeys(self.reasons.tolist()))
 
 
 @dataclass(frozen=True)
@@ -95,23 +104,20 @@ class Artifact:
             raise ValueError(msg)
         classes = np.asarray(self.classes, dtype=object)
         if not len(valid):
-            proba = np.zeros((0, len(classes))) if len(classes) else None
-            return Prediction(classes[:0] if len(classes) else np.zeros(0), proba, valid.rows)
-        estimator: Any = (
-            self.pipeline[-1]
-            if self.compiled is None or self.compiled.estimator is None
-            else self.compiled.estimator
-        )
+            return _outputs(None, np.zeros((0, 0)), valid.rows, classes)
+        estimator: Any = self.compiled.estimator if self.numpy_only else self.pipeline[-1]  # type: ignore[union-attr]
         # An overflow (a huge value through a linear model) is not a warning: its rows are
-        # refused below, where the outputs are checked.
+        # refused where the outputs are checked.
         with np.errstate(all="ignore"):
             matrix = self._matrix(valid.columns)
-            if self.spec.task != "classification":
-                values = np.asarray(estimator.predict(matrix), dtype=np.float64)
-                return _finite(values, None, valid.rows)
-            # One pass through the model: the predicted class is the most probable one.
-            proba = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
-            return _finite(classes[proba.argmax(axis=1)], proba, valid.rows)
+            if self.numpy_only:  # compiled estimators take any number
+                return _outputs(estimator, matrix, valid.rows, classes)
+            # scikit-learn refuses a whole batch for one value it does not take: refuse its row.
+            beyond = beyond_estimator(matrix, estimator)
+            if not beyond.any():
+                return _outputs(estimator, matrix, valid.rows, classes)
+            kept = _outputs(estimator, matrix[~beyond], valid.rows[~beyond], classes)
+        return _merged(kept, valid.rows[beyond], OUT_OF_RANGE + HINT)
 
     def _matrix(self, columns: Columns) -> np.ndarray:
         """The model matrix: what the pipeline's preprocessing hands its estimator."""
@@ -145,6 +151,55 @@ class Artifact:
         return list(self.manifest.classes or [])
 
 
+def beyond_estimator(matrix: np.ndarray, estimator: object) -> np.ndarray:
+    """Which rows of a model matrix ``estimator`` (a scikit-learn one) does not take, whose
+    input check would refuse the whole batch: an infinity (a huge value once standardised), and
+    for a decision tree or random forest, which compare in float32, a value beyond float32's
+    range. Histogram gradient boosting takes any number. NaN is a missing value, the
+    estimator's to take (trees do; the preprocessing fills it for linear models)."""
+    from sklearn.ensemble import (  # noqa: PLC0415 - only the scikit-learn path comes here
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.tree import BaseDecisionTree  # noqa: PLC0415
+
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        return np.zeros(len(matrix), dtype=bool)
+    forest = RandomForestClassifier | RandomForestRegressor | BaseDecisionTree
+    with np.errstate(over="ignore"):
+        compared = matrix.astype(np.float32) if isinstance(estimator, forest) else matrix
+    return np.asarray(np.isinf(compared).any(axis=1))
+
+
+def _merged(predicted: Prediction, refused: np.ndarray, reason: str) -> Prediction:
+    """``predicted`` with the rows ``refused`` for ``reason`` added to its own refused rows,
+    all in input order."""
+    rows = np.concatenate([predicted.refused, refused])
+    reasons = np.concatenate([predicted.reasons, np.full(len(refused), reason, dtype=object)])
+    order = np.argsort(rows, kind="stable")
+    return dataclasses.replace(predicted, refused=rows[order], reasons=reasons[order])
+
+
+def _outputs(
+    estimator: Any,  # noqa: ANN401 - a compiled or a scikit-learn estimator
+    matrix: np.ndarray,
+    rows: np.ndarray,
+    classes: np.ndarray,
+) -> Prediction:
+    """The estimator's prediction of the model matrix of ``rows``, classes by the most probable
+    one (one pass through the model), rows without finite outputs refused (see
+    :func:`_finite`); nothing asked of the estimator when there are no rows."""
+    if not len(rows):
+        proba = np.zeros((0, len(classes))) if len(classes) else None
+        return Prediction(classes[:0] if len(classes) else np.zeros(0), proba, rows)
+    if not len(classes):
+        return _finite(np.asarray(estimator.predict(matrix), dtype=np.float64), None, rows)
+    proba = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
+    return _finite(classes[proba.argmax(axis=1)], proba, rows)
+
+
 def _finite(labels: np.ndarray, proba: np.ndarray | None, rows: np.ndarray) -> Prediction:
     """The prediction of the rows whose outputs (values, or every class probability) are
     finite; the others refused (see :class:`Prediction`). One ``np.isfinite`` when all are."""
@@ -154,7 +209,9 @@ def _finite(labels: np.ndarray, proba: np.ndarray | None, rows: np.ndarray) -> P
     keep = finite if proba is None else finite.all(axis=1)
     reason = (NOT_FINITE_VALUE if proba is None else NOT_FINITE_PROBABILITIES) + HINT
     kept = None if proba is None else proba[keep]
-    return Prediction(labels[keep], kept, rows[keep], rows[~keep], reason)
+    refused = rows[~keep]
+    reasons = np.full(len(refused), reason, dtype=object)
+    return Prediction(labels[keep], kept, rows[keep], refused, reasons)
 
 
 def load_pipeline(data: bytes, file: Path) -> Pipeline:

@@ -147,10 +147,9 @@ def _scored(
     columns["model_version"] = pa.repeat(pa.scalar(artifact.version), len(scored))
     rows, reasons = result.report.reasons_by_row()
     if len(predicted.refused):  # in input order, with the rows validation refused
-        refused = np.full(len(predicted.refused), predicted.reason, dtype=object)
         rows, reasons = (
             np.concatenate([rows, predicted.refused]),
-            np.concatenate([reasons, refused]),
+            np.concatenate([reasons, predicted.reasons]),
         )
         order = np.argsort(rows, kind="stable")
         rows, reasons = rows[order], reasons[order]

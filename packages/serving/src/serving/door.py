@@ -46,7 +46,12 @@ class Door:
         refused = predicted.refused
         if len(refused):
             items: list[Item] = [
-                (row, None, predicted.reason) for row in refused[:MAX_ERROR_ITEMS].tolist()
+                (row, None, reason)
+                for row, reason in zip(
+                    refused[:MAX_ERROR_ITEMS].tolist(),
+                    predicted.reasons[:MAX_ERROR_ITEMS].tolist(),
+                    strict=True,
+                )
             ]
             self.metrics.rejected.inc(len(refused))
             return Problems(422, "invalid input", items, len(refused), len(refused))
