@@ -344,3 +344,17 @@ def test_rows_without_a_finite_prediction_are_rejects(scheduler: str, tmp_path: 
         rejected = pd.read_parquet(summary.rejects / part["rejects"])
         assert rejected["row"].tolist() == [1]
         assert rejected["reasons"].str.contains("prediction is not a finite number").all()
+
+
+@pytest.mark.parametrize("inside", [".", "sub/scores"])
+def test_an_output_inside_another_artifact_folder_is_refused(
+    artifact: Artifact, dataset: Path, tmp_path: Path, inside: str
+) -> None:
+    """Any artifact's folder, not only the one in use: it would be refused when loaded."""
+    other = Path(shutil.copytree(artifact.path, tmp_path / "other"))
+    before = sorted(p.name for p in other.iterdir())
+    with pytest.raises(TableError, match="the output path is inside the artifact folder"):
+        score_dataset(artifact, dataset, other / inside, chunk_rows=1000, workers=1)
+    assert sorted(p.name for p in other.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "penguins"]
+    load_artifact(other)

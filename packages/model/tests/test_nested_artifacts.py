@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model import ArtifactError, TrainResult, load_artifact, save_result
+from model import ArtifactError, TrainResult, inside_an_artifact, load_artifact, save_result
 from model.cli import main
 
 from .conftest import CONFIGS
@@ -43,3 +43,19 @@ def test_train_refuses_an_output_inside_an_artifact_before_training(
     )
     assert "metrics" not in captured.out  # refused before training
     assert listing(copy) == before
+
+
+def test_inside_an_artifact_names_the_folder_a_path_is_or_lies_in(
+    copy: Path, tmp_path: Path
+) -> None:
+    """The public check every writer uses: the folder itself, anything under it (also through
+    a link), and nothing beside it."""
+    folder = copy.resolve()
+    link = tmp_path / "current"
+    link.symlink_to(folder)
+    for path in (copy, copy / "scores.csv", copy / "a" / "b", link / "x", copy / ".." / copy.name):
+        assert inside_an_artifact(path) == folder, path
+    assert inside_an_artifact(copy.parent / "beside.csv") is None
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert inside_an_artifact(loop / "x") is None  # a link loop: named by whoever opens it

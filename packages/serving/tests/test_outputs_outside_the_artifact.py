@@ -73,3 +73,21 @@ def test_the_score_command_says_so_in_one_line(
     assert err.startswith(f"error: {output}: the output path is inside the artifact folder")
     assert len(err.strip().splitlines()) == 1
     assert listing(folder) == before
+
+
+@pytest.mark.parametrize("inside", ["scores.csv", "sub/scores.parquet", "."])
+def test_an_output_inside_another_artifact_folder_is_refused(
+    artifact_path: Path, regression_path: Path, tmp_path: Path, inside: str
+) -> None:
+    """Scoring with one artifact into another's folder would break that other one the same
+    way: any artifact's folder is refused, not only the one in use."""
+    other = Path(shutil.copytree(regression_path, tmp_path / "other"))
+    artifact = load_artifact(artifact_path)
+    before = listing(other)
+    output = other / inside
+    with pytest.raises(TableError, match="inside the artifact folder") as refused:
+        score_file(artifact, PENGUINS, output)
+    assert str(refused.value).startswith(f"{output}: the output path is inside")
+    assert f"the artifact folder {other.resolve()}," in str(refused.value)
+    assert listing(other) == before
+    load_artifact(other)  # still an artifact

@@ -24,7 +24,7 @@ from model.exceptions import ArtifactError, ConfigError, DataError, ModelError, 
 from model.manifest import FORMAT_VERSION, Manifest
 from model.predictor import Artifact, Prediction
 from model.signing import sign_artifact
-from model.store import load_artifact
+from model.store import inside_an_artifact, load_artifact
 from model.trees import CompiledTrees
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "build_pipeline",
+    "inside_an_artifact",
     "load_artifact",
     "load_artifact_or_default",
     "load_default",

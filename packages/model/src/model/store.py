@@ -83,7 +83,7 @@ def write_artifact(
     _check_not_inside_an_artifact(directory)  # before a folder is made inside it
     directory.parent.mkdir(parents=True, exist_ok=True)
     _reclaim(directory)
-    check_replaceable(directory)
+    _check_contents(directory)
     staging = _new_dir(directory, "partial")
     try:
         sio.dump(pipeline, staging / PIPELINE_FILE, compression=zipfile.ZIP_DEFLATED)
@@ -150,10 +150,28 @@ def check_replaceable(directory: Path) -> None:
     a previous artifact: a folder whose manifest lists every file in it; or to write an
     artifact inside another one (which would then hold a folder its manifest does not list,
     and be refused when loaded)."""
+    _check_not_inside_an_artifact(directory)
+    _check_contents(directory)
+
+
+def _check_not_inside_an_artifact(directory: Path) -> None:
+    """Refuse, with :class:`ArtifactError`, a folder inside an artifact's folder (see
+    :func:`inside_an_artifact`)."""
+    outer = inside_an_artifact(_resolved(directory).parent)
+    if outer is not None:
+        msg = (
+            f"{directory}: inside the artifact folder {outer}, which holds the model's own "
+            "files only; choose an --output outside it"
+        )
+        raise ArtifactError(msg)
+
+
+def _check_contents(directory: Path) -> None:
+    """Refuse, with :class:`ArtifactError`, a ``directory`` that is not nothing, an empty
+    folder or a previous artifact (see :func:`check_replaceable`)."""
     if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
         msg = f"{directory}: exists and is not a folder; refusing to replace it with an artifact"
         raise ArtifactError(msg)
-    _check_not_inside_an_artifact(directory)
     if not directory.exists() or not any(directory.iterdir()):
         return
     listed = _listed_files(directory)
@@ -172,22 +190,28 @@ def check_replaceable(directory: Path) -> None:
         raise ArtifactError(msg)
 
 
-def _check_not_inside_an_artifact(directory: Path) -> None:
-    """Refuse, with :class:`ArtifactError`, a folder inside an artifact's folder (one whose
-    manifest lists a pipeline)."""
-    try:
-        parents = directory.resolve().parents
-    except (OSError, RuntimeError):  # RuntimeError: a link loop
-        parents = directory.absolute().parents
-    outer = next(
-        (parent for parent in parents if PIPELINE_FILE in (_listed_files(parent) or ())), None
+def inside_an_artifact(path: Path) -> Path | None:
+    """The artifact folder ``path`` is or lies inside, links resolved: ``path`` itself or the
+    nearest of its parents whose manifest lists a pipeline (an artifact of any format
+    version), or None. Nothing may be written there: an artifact holds only the files its
+    manifest lists, and one more would have it refused when it is next loaded."""
+    where = _resolved(path)
+    return next(
+        (
+            folder
+            for folder in (where, *where.parents)
+            if PIPELINE_FILE in (_listed_files(folder) or ())
+        ),
+        None,
     )
-    if outer is not None:
-        msg = (
-            f"{directory}: inside the artifact folder {outer}, which holds the model's own "
-            "files only; choose an --output outside it"
-        )
-        raise ArtifactError(msg)
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with links resolved, or only made absolute when they cannot be (a loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop
+        return path.absolute()
 
 
 def _listed_files(directory: Path) -> set[str] | None:

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from features import FeatureSpec, check_file, iter_tables, validate
-from model import Artifact
+from model import Artifact, inside_an_artifact
 from serving.exceptions import TableError
 from serving.settings import DEFAULT_CHUNK_ROWS
 from serving.tabular import AtomicWriter, arrow_errors, check_paths, plain
@@ -44,17 +44,14 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.rejects{output.suffix}")
 
 
-def check_outside(artifact: Artifact, **outputs: Path) -> None:
-    """Refuse, before anything is written, an output that is the artifact's folder or inside
-    it (also through a link): an artifact holds only the files its manifest lists, and one
-    more would have it refused the next time it is loaded."""
-    folder = artifact.path  # resolved when it was loaded
+def check_outside(**outputs: Path) -> None:
+    """Refuse, before anything is written, an output that is an artifact's folder or inside
+    one (any artifact, not only the one in use; also through a link, see
+    :func:`model.inside_an_artifact`): an artifact holds only the files its manifest lists,
+    and one more would have it refused the next time it is loaded."""
     for role, path in outputs.items():
-        try:
-            where = path.resolve()
-        except (OSError, RuntimeError):  # a link loop: check_paths names it
-            continue
-        if where == folder or folder in where.parents:
+        folder = inside_an_artifact(path)
+        if folder is not None:
             msg = (
                 f"{path}: the {role} path is inside the artifact folder {folder}, which holds "
                 "the model's own files only; write it elsewhere"
@@ -195,14 +192,14 @@ def score_file(
     before anything is written. The output holds ``row`` (the 0-based input row), the spec's id
     column and the ``keep`` columns as read, the prediction, one ``probability_<class>`` per
     class for classifiers, and ``model_version``. The rejects file holds ``row``, ``reasons``
-    and every input column exactly as read. Neither output may be the input, or inside the
+    and every input column exactly as read. Neither output may be the input, or inside an
     artifact's folder.
     """
     if chunk_rows < 1:
         msg = f"chunk_rows must be at least 1, got {chunk_rows}"
         raise TableError(msg)
     rejects = rejects_path(output)
-    check_outside(artifact, output=output, rejects=rejects)
+    check_outside(output=output, rejects=rejects)
     check_paths(source, output=output, rejects=rejects)
     started = time.perf_counter()
     spec = artifact.spec

@@ -239,7 +239,7 @@ def score_dataset(
     # Absolute (workers may run elsewhere), each file once (a glob and a link may both name it).
     files = list(dict.fromkeys(path.resolve() for path in input_files(source)))
     output = output.resolve()
-    check_outside(artifact, output=output, rejects=rejects_dir(output))
+    check_outside(output=output, rejects=rejects_dir(output))
     written = _check_outputs(output, files)
     started = time.perf_counter()
     staging = _staging(output)
