@@ -247,3 +247,22 @@ def test_loads_refuses_exactly_the_bodies_with_a_repeated_key(value: Any) -> Non
             loads(text)
     else:
         assert loads(text) == json.loads(text)
+
+
+def test_open_inference_refuses_any_input_named_twice(artifact: Artifact) -> None:
+    """Even a name the spec ignores: the records kept the last copy silently. V2 has no file
+    header to follow, so an input named twice is ambiguous whatever its name."""
+    spec = artifact.spec.model_copy(update={"unknown_fields": "ignore"})
+    lenient = dataclasses.replace(artifact, spec=spec)
+    inputs = [
+        {"name": k, "datatype": "BYTES", "shape": [1], "data": [str(v)]} for k, v in RECORD.items()
+    ]
+    extra = [{"name": "note", "datatype": "BYTES", "shape": [1], "data": [t]} for t in "ab"]
+    with TestClient(create_app(Settings(), lenient)) as client:
+        url = f"/v2/models/{lenient.name}/infer"
+        answer = client.post(url, json={"inputs": [*inputs, *extra, extra[0]]})
+        assert answer.status_code == 400, answer.text
+        assert answer.json() == {"error": "invalid input: input note: appears 3 times"}
+        once = client.post(url, json={"inputs": [*inputs, extra[0]]})
+        assert once.status_code == 200, once.text
+        assert "serving_rejected_records_total 1.0" in client.get("/metrics").text

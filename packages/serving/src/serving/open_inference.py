@@ -34,7 +34,7 @@ from features import edge_records
 from model import Prediction
 from serving.door import Door
 from serving.observability import STATE_KEY
-from serving.schemas import Problems, RepeatedKeys, loads
+from serving.schemas import MAX_ERROR_ITEMS, Item, Problems, RepeatedKeys, loads
 
 HEADER_LENGTH = "inference-header-content-length"
 NUMPY_TYPES = {
@@ -246,7 +246,7 @@ def _flatten(data: Any, name: str) -> list[Any]:  # noqa: ANN401 - untrusted JSO
 
 def records(request: dict[str, Any], limit: int) -> tuple[list[dict[str, Any]], list[str]]:
     """One record per row of the inputs (columns of one length, at most ``limit``), and the
-    inputs' names, in order: the check refuses a column named twice, as every door does."""
+    inputs' names, in order, to be refused by :func:`named_twice` when one repeats."""
     tensors = [_cells(tensor, limit) for tensor in request["inputs"]]
     lengths = {len(cells) for _, cells in tensors}
     if len(lengths) > 1:
@@ -259,6 +259,20 @@ def records(request: dict[str, Any], limit: int) -> tuple[list[dict[str, Any]], 
     columns = dict(tensors)
     rows = [{name: cells[i] for name, cells in columns.items()} for i in range(n_rows)]
     return rows, [name for name, _ in tensors]
+
+
+def named_twice(names: list[str], rows: int) -> Problems | None:
+    """The refusal of inputs naming a column more than once, whatever the column (the records
+    keep one copy): a file's header may repeat a column the spec ignores, but V2 has no header
+    to follow, so an input named twice is ambiguous; None when each is named once."""
+    twice: list[Item] = [
+        (None, name, f"appears {count} times")
+        for name, count in sorted(Counter(names).items())
+        if count > 1
+    ]
+    if not twice:
+        return None
+    return Problems(400, "invalid input", twice[:MAX_ERROR_ITEMS], len(twice), rows)
 
 
 def _requested(request: dict[str, Any], classes: list[str]) -> list[str]:
@@ -401,7 +415,8 @@ def add_routes(app: FastAPI, door: Door) -> None:
             request = parse(body, header, limit)
             wanted = _requested(request, artifact.classes)
             rows, names = records(request, limit)
-            predicted = door.predict(door.reader.check(rows, names), state)
+            checked = named_twice(names, len(rows)) or door.reader.check(rows, names)
+            predicted = door.predict(checked, state)
             if isinstance(predicted, Problems):
                 raise refusal(predicted)
         except InferenceError as error:
