@@ -9,13 +9,22 @@ trees' class probabilities (or values); boosting starts from its baseline and ad
 iteration's trees to their raw column, then applies the logistic or the softmax. Training
 checks the result against scikit-learn before it ships it (:func:`model.training
 .compile_checked`), so the arrays, stored in ``inference.json``, are the model.
+
+With the ``model[fast]`` extra (numba), large batches are walked by a compiled kernel over the
+same arrays (:mod:`model.tree_kernel`, imported only then), which adds the trees' outputs in
+the same order: its results are the NumPy walk's bit for bit.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from functools import cache, cached_property
+from importlib.util import find_spec
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -27,6 +36,9 @@ if TYPE_CHECKING:
 Kind = Literal["forest", "boosting"]
 BLOCK_CELLS = 1 << 16  # trees x rows walked per step: the work arrays stay in the CPU's cache
 MAX_DEPTH = 4096
+# From this many tree walks (rows x trees) in one call, the compiled kernel predicts when numba
+# is installed (model[fast]): importing and loading it once (~1 s) then pays for itself.
+KERNEL_MIN_WALKS = 10_000_000
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -40,6 +52,41 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 def _expit(x: np.ndarray) -> np.ndarray:
     """The logistic function without overflow."""
     return np.asarray(np.exp(-np.logaddexp(0.0, -x)))
+
+
+NODE = np.dtype([("threshold", np.float64), ("feature", np.int32), ("left", np.int32)])
+
+
+class KernelTables(NamedTuple):
+    """The trees as :mod:`model.tree_kernel` walks them (:meth:`CompiledTrees.kernel_tables`).
+
+    Each tree's nodes are renumbered level by level, so that its top levels sit together and
+    a node's children are neighbours: one 16-byte :data:`NODE` per node holds all a step
+    reads. ``feature`` is twice the feature plus 1 where a missing value goes right; the
+    right child is ``left + 1``; a leaf is its own left child, with an infinite threshold and
+    missing values going left, so a row that reached it stays there. ``value`` holds the
+    nodes' outputs in the new order: a forest's every output, boosting's one raw column its
+    tree adds to (the others are never read). ``depth`` is each tree's number of levels."""
+
+    nodes: np.ndarray  # (n_nodes,) NODE
+    roots: np.ndarray  # (n_trees,) int32
+    depth: np.ndarray  # (n_trees,) int32
+    value: np.ndarray  # (n_nodes, n_outputs) forest, (n_nodes, 1) boosting; float64
+
+
+@cache
+def kernel() -> ModuleType | None:
+    """:mod:`model.tree_kernel`, imported on first call; None without numba (the
+    ``model[fast]`` extra), or with one that does not import (one warning): NumPy predicts."""
+    if find_spec("numba") is None:
+        return None
+    try:
+        from model import tree_kernel  # noqa: PLC0415 - numba only where it pays off
+    except ImportError as error:  # for example a NumPy newer than numba supports
+        msg = f"model[fast]: numba does not import ({error}); NumPy predicts the trees"
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return None
+    return tree_kernel
 
 
 @dataclass(frozen=True, repr=False)
@@ -136,6 +183,43 @@ class CompiledTrees:
             },
         }
 
+    @cached_property
+    def kernel_tables(self) -> KernelTables:
+        """The trees as the compiled kernel walks them (:class:`KernelTables`), made on first
+        use: every tree's nodes, level by level, in time linear in the nodes."""
+        if len(self.feature) >= 2**31 or self.n_features >= 2**30:
+            msg = "the trees are too large for the kernel's 32-bit node tables"
+            raise ValueError(msg)
+        n_trees = len(self.roots)
+        leaf = self.children[:, 0] == np.arange(len(self.children))
+        olds, trees, levels, positions = [], [], [], []
+        frontier, tree, level = self.roots, np.arange(n_trees), 0
+        while len(frontier):  # every node once (the tables are checked)
+            olds.append(frontier)
+            trees.append(tree)
+            levels.append(np.full(len(frontier), level))
+            positions.append(np.arange(len(frontier)))
+            inner = ~leaf[frontier]
+            frontier = self.children[frontier[inner]].ravel()  # left, right, left, right...
+            tree, level = np.repeat(tree[inner], 2), level + 1
+        # By tree, then level, then place in the level: siblings stay side by side.
+        tree_of = np.concatenate(trees)
+        order = np.lexsort((np.concatenate(positions), np.concatenate(levels), tree_of))
+        old = np.concatenate(olds)[order]  # the old number of each new node
+        new = np.empty(len(old), dtype=np.intp)
+        new[old] = np.arange(len(old))
+        nodes = np.empty(len(old), dtype=NODE)
+        nodes["threshold"] = self.threshold[old]
+        nodes["feature"] = 2 * self.feature[old] + ~self.missing_left[old]
+        nodes["left"] = new[self.children[old, 0]]
+        depth = np.zeros(n_trees, dtype=np.int32)
+        np.maximum.at(depth, tree_of, np.concatenate(levels))
+        if self.kind == "forest":
+            value = self.value[old]
+        else:
+            value = self.value[old, self.output[tree_of[order]]][:, None]
+        return KernelTables(nodes, new[self.roots].astype(np.int32), depth, value)
+
     def _leaves(self, X: np.ndarray) -> np.ndarray:
         """The leaf each tree sends each row to, shape ``(n_trees, n_rows)``."""
         n_rows = len(X)
@@ -156,15 +240,23 @@ class CompiledTrees:
     def _blocks(self, X: np.ndarray) -> list[np.ndarray]:
         if self.kind == "forest":  # scikit-learn's trees compare inputs as float32
             X = X.astype(np.float32).astype(np.float64)
-        if X.shape[1] != self.n_features:
-            msg = f"the trees take {self.n_features} features, not {X.shape[1]}"
-            raise ValueError(msg)
         step = max(1, BLOCK_CELLS // len(self.roots))
         return [self._leaves(X[start : start + step]) for start in range(0, len(X), step)]
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         """Boosting's raw predictions ``(n_rows, n_outputs)``: the baseline, then each tree
-        added to its column in training order; a forest's average of its trees' outputs."""
+        added to its column in training order; a forest's average of its trees' outputs.
+        With numba, from :data:`KERNEL_MIN_WALKS` rows x trees (or once it is loaded), the
+        compiled kernel computes the same numbers (:func:`kernel`)."""
+        if X.shape[1] != self.n_features:
+            msg = f"the trees take {self.n_features} features, not {X.shape[1]}"
+            raise ValueError(msg)
+        large = len(X) * len(self.roots) >= KERNEL_MIN_WALKS
+        compiled = kernel() if large or "model.tree_kernel" in sys.modules else None
+        return self._walk(X) if compiled is None else compiled.raw(self, X)
+
+    def _walk(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`_raw` by NumPy, level by level for a block of rows at once."""
         parts = []
         for leaves in self._blocks(X):
             outputs = self.value[leaves]  # (n_trees, rows, n_outputs)
