@@ -8,11 +8,18 @@ import re
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.metrics_core import Metric
 
+from model import Artifact
+from serving import observability
+from serving.app import create_app
 from serving.observability import MULTIPROCESS_DIR
+from serving.settings import Settings
 from serving.testing import ServerProcess, wait_until
 
 from .conftest import RECORD
@@ -95,3 +102,50 @@ def test_an_earlier_runs_metrics_are_removed_and_junk_is_ignored(
         for _ in range(4):  # whichever worker answers
             assert _scrape(server) == 2.0 * sent
     assert "not a metrics file prometheus_client can read" in log.read_text()
+
+
+def _counter_file(folder: Path) -> Path:
+    """A real metrics file: another process counting ``probe_total`` to 5."""
+    code = "from prometheus_client import Counter; Counter('probe', 'a probe').inc(5)"
+    env = {**os.environ, MULTIPROCESS_DIR: str(folder)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    (written,) = folder.glob("counter_*.db")
+    return written
+
+
+def test_a_bad_metrics_file_is_read_once_and_stays_out(
+    artifact: Artifact,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A bad file was merged again on every scrape, then the files one by one (quadratic):
+    once found, it is left out unread while unchanged, with one warning; /metrics answers."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    good = _counter_file(folder)
+    bad = folder / "counter_1.db"
+    bad.write_bytes(b"\x01\x00")  # truncated
+    merged: list[list[str]] = []
+    merge = observability._merge
+
+    def recorded(files: list[str]) -> Iterable[Metric]:
+        merged.append([Path(name).name for name in files])
+        return merge(files)
+
+    monkeypatch.setattr(observability, "_merge", recorded)
+    monkeypatch.setenv(MULTIPROCESS_DIR, str(folder))
+    with TestClient(create_app(Settings(), artifact)) as client:
+        for _ in range(3):
+            answer = client.get("/metrics")
+            assert answer.status_code == 200
+            assert "probe_total 5.0" in answer.text
+        assert [bad.name] in merged  # tested alone, once
+        assert merged[-2:] == [[good.name], [good.name]]  # then merged once a scrape, without it
+        bad.write_bytes(b"\x01\x00\x00")  # changed: read again, still bad, still no 500
+        merged.clear()
+        assert client.get("/metrics").status_code == 200
+        assert [bad.name] in merged
+        bad.write_bytes(good.read_bytes())  # now a real one: counted
+        assert "probe_total 10.0" in client.get("/metrics").text
+    assert capfd.readouterr().err.count("not a metrics file prometheus_client can read") == 1

@@ -84,33 +84,62 @@ class MultiProcessTotals:
     """prometheus_client's multiprocess collector, sturdier: it reads only the files
     prometheus_client writes (:data:`METRICS_FILE`), and when they do not add up (one is
     truncated, corrupt, not a file) it leaves out, with one warning each, those that stop
-    the others from adding up: nothing in the folder can turn ``/metrics`` into a 500."""
+    the others from adding up: nothing in the folder can turn ``/metrics`` into a 500. A file
+    left out stays out, unread, while its modification time and size stay the same, so each
+    scrape merges once however long a bad file sits there."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.skipped: set[str] = set()
+        self.bad: dict[str, tuple[int, int]] = {}
+        """The files left out: name -> (modification time in ns, size) when it was."""
 
     def collect(self) -> Iterable[Metric]:
         """Every process's values, added up."""
-        files = sorted(
-            str(path) for path in self.directory.glob("*.db") if METRICS_FILE.fullmatch(path.name)
-        )
+        files = self._files()
+        self.bad = {name: self.bad[name] for name in files if self.bad.get(name) == files[name]}
+        usable = [name for name in files if name not in self.bad]
         try:
-            return _merge(files)
+            return _merge(usable)
         except Exception:  # one of them is not prometheus_client's: find which
             pass
-        merged = _merge([])
         kept: list[str] = []
-        for name in files:  # quadratic, but only while the folder holds such a file
+        for name in usable:  # each alone: what it holds is unreadable
             try:
-                merged = _merge([*kept, name])
+                _merge([name])
             except Exception as error:  # whatever the file holds
-                self._skip(name, error)
+                self._skip(name, files[name], error)
             else:
                 kept.append(name)
+        try:
+            return _merge(kept)
+        except Exception:  # readable alone, not together (one metric of two types): one by one
+            pass
+        merged = _merge([])
+        together: list[str] = []
+        for name in kept:
+            try:
+                merged = _merge([*together, name])
+            except Exception as error:
+                self._skip(name, files[name], error)
+            else:
+                together.append(name)
         return merged
 
-    def _skip(self, name: str, error: Exception) -> None:
+    def _files(self) -> dict[str, tuple[int, int]]:
+        """The metrics files in the folder, sorted, with their modification time and size."""
+        found: dict[str, tuple[int, int]] = {}
+        for path in sorted(self.directory.glob("*.db")):
+            if METRICS_FILE.fullmatch(path.name):
+                try:
+                    stat = path.stat()
+                except OSError:  # gone meanwhile (or a dangling link): nothing to add
+                    continue
+                found[str(path)] = (stat.st_mtime_ns, stat.st_size)
+        return found
+
+    def _skip(self, name: str, key: tuple[int, int], error: Exception) -> None:
+        self.bad[name] = key
         if name not in self.skipped:
             self.skipped.add(name)
             logging.getLogger("serving.metrics").warning(
