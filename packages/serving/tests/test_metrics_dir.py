@@ -149,3 +149,30 @@ def test_a_bad_metrics_file_is_read_once_and_stays_out(
         bad.write_bytes(good.read_bytes())  # now a real one: counted
         assert "probe_total 10.0" in client.get("/metrics").text
     assert capfd.readouterr().err.count("not a metrics file prometheus_client can read") == 1
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_the_uvicorn_factory_checks_the_metrics_dir_too(
+    artifact_path: Path, tmp_path: Path, kind: str
+) -> None:
+    """Built by uvicorn's factory (``serving.app:app_from_env``, as a worker or a deployment
+    does), or with the folder removed after ``serve`` checked it: one error line and uvicorn's
+    start-up failure exit code (3), not a FileNotFoundError traceback."""
+    folder = tmp_path / "metrics"
+    if kind == "a file":
+        folder.write_text("not a folder")
+    command = ["-m", "uvicorn", "serving.app:app_from_env", "--factory", "--port", "0"]
+    env = {"SERVING_ARTIFACT": str(artifact_path), MULTIPROCESS_DIR: str(folder)}
+    result = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    (error,) = [e for e in errors if e["level"] == "error"]
+    assert error["message"].startswith(f"{MULTIPROCESS_DIR}={folder}: "), error

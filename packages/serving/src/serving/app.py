@@ -26,6 +26,7 @@ from features import ValidRows, edge_records, validate
 from model import Artifact, ArtifactError, ModelError, Prediction, load_artifact_or_default
 from serving import mlflow_protocol, open_inference
 from serving.door import Door
+from serving.exceptions import StartupError
 from serving.observability import (
     STATE_KEY,
     Metrics,
@@ -288,10 +289,11 @@ def _self_check_rows(artifact: Artifact) -> ValidRows:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory (``serving.app:app_from_env``): settings from ``SERVING_*``. An artifact
-    refused (one replaced since ``serve`` verified it) is one error line, and the worker
-    exits as one that failed to start: uvicorn stops the service rather than restart it."""
+    refused (one replaced since ``serve`` verified it) or a ``PROMETHEUS_MULTIPROC_DIR`` that
+    is no folder it can write in (one removed since) is one error line, and the worker exits
+    as one that failed to start: uvicorn stops the service rather than restart it."""
     try:
         return create_app(Settings())
-    except ModelError as error:
+    except (ModelError, StartupError) as error:
         LOG.error("%s", error)  # noqa: TRY400 - the message says it all: no traceback
         raise SystemExit(STARTUP_FAILURE) from None

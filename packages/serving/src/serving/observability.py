@@ -53,9 +53,11 @@ class Metrics:
 
     def __post_init__(self) -> None:
         self.exposition = self.registry
-        if directory := os.environ.get(MULTIPROCESS_DIR):
+        # A folder missing or unusable (also one removed since `serve` checked it) is a
+        # StartupError in one line, before prometheus_client fails to write there.
+        if directory := check_multiprocess_dir():
             self.exposition = CollectorRegistry()
-            self.exposition.register(MultiProcessTotals(Path(directory)))
+            self.exposition.register(MultiProcessTotals(directory))
         self.requests = Counter(
             "serving_requests_total",
             "HTTP requests by route and status",
@@ -154,11 +156,10 @@ def _merge(files: list[str]) -> Iterable[Metric]:
     return MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
 
 
-def prepare_multiprocess_dir() -> Path | None:
-    """Check the folder ``PROMETHEUS_MULTIPROC_DIR`` names, if set, and remove the metrics
-    files an earlier run left there (only :data:`METRICS_FILE` names, only regular files; the
-    folder's other files stay): a service starts counting from zero. Run it once, before the
-    workers start; raises :class:`StartupError` with one line saying what is wrong."""
+def check_multiprocess_dir() -> Path | None:
+    """The folder ``PROMETHEUS_MULTIPROC_DIR`` names, if set, checked: a folder the service
+    can write in, else :class:`StartupError` with one line saying what is wrong. Each
+    :class:`Metrics` runs it (every worker, however the app is built)."""
     value = os.environ.get(MULTIPROCESS_DIR)
     if not value:
         return None
@@ -173,6 +174,19 @@ def prepare_multiprocess_dir() -> Path | None:
     if not os.access(directory, os.W_OK | os.X_OK):
         msg = f"{where}: the service cannot write there"
         raise StartupError(msg)
+    return directory
+
+
+def prepare_multiprocess_dir() -> Path | None:
+    """Check the folder ``PROMETHEUS_MULTIPROC_DIR`` names, if set
+    (:func:`check_multiprocess_dir`), and remove the metrics files an earlier run left there
+    (only :data:`METRICS_FILE` names, only regular files; the folder's other files stay): a
+    service starts counting from zero. Run it once, before the workers start; raises
+    :class:`StartupError` with one line saying what is wrong."""
+    directory = check_multiprocess_dir()
+    if directory is None:
+        return None
+    where = f"{MULTIPROCESS_DIR}={os.environ[MULTIPROCESS_DIR]}"
     try:
         stale = [
             entry
