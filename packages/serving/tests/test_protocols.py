@@ -297,13 +297,19 @@ def test_open_inference_bytes_must_be_utf8(client: TestClient, artifact: Artifac
         ("INT64", True, False),
         ("FP32", 192, True),
         ("FP64", 192.5, True),
+        ("FP32", 1e39, False),  # beyond float32's range: the tensor cannot hold it
+        ("FP32", -1e39, False),
+        ("FP32", 3.4e38, True),
+        ("FP16", 70000, False),
+        ("FP16", 65504.0, True),  # float16's largest
+        pytest.param("FP64", 10**400, False, id="FP64-10**400"),  # no float holds it
     ],
 )
 def test_open_inference_json_values_fit_their_datatype(
     client: TestClient, artifact: Artifact, datatype: str, value: Any, accepted: bool
 ) -> None:
-    """A JSON value its tensor's datatype cannot hold (45.7 in an INT64) is refused, naming
-    the input: it was read as the number it is, whatever the datatype said."""
+    """A JSON value its tensor's datatype cannot hold (45.7 in an INT64, 1e39 in an FP32) is
+    refused, naming the input: it was read as the number it is, whatever the datatype said."""
     inputs = v2_inputs([RECORD], artifact)
     for tensor in inputs:
         if tensor["name"] == "flipper_length_mm":

@@ -15,11 +15,12 @@ CSV cell would be. A NaN in a floating-point tensor is refused, as everywhere.
 
 **Strict reading.** What a request means is never guessed: an input named twice (or any JSON
 object naming a key twice), an output asked twice, a value its datatype cannot hold (``45.7``
-in an ``INT64`` tensor), ``BYTES`` that are not UTF-8, an input with both ``data`` and
-``binary_data_size``, a header length that is not plain digits are each a 400 naming it.
-"""
+in an ``INT64`` tensor, ``1e39`` in an ``FP32``), ``BYTES`` that are not UTF-8, an input with
+both ``data`` and ``binary_data_size``, a header length that is not plain digits are each a 400
+naming it."""
 
 import json
+import math
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -221,7 +222,8 @@ def _cells(tensor: dict[str, Any], limit: int) -> tuple[str, list[Any]]:
 def _holds(kind: str) -> Callable[[Any], bool]:
     """Whether a JSON value is a value of ``kind``: text for ``BYTES``, true or false for
     ``BOOL``, a whole number in range for the integer types (``45.7`` or ``45.0`` is no
-    ``INT64``), any number for the floating-point ones."""
+    ``INT64``), a number in range for the floating-point ones (``1e39`` is no ``FP32``,
+    ``70000`` no ``FP16``; NaN and infinities are left to the contract, which refuses them)."""
     if kind in {"BYTES", "BOOL"}:
         exact = str if kind == "BYTES" else bool
         return lambda cell: type(cell) is exact
@@ -229,7 +231,11 @@ def _holds(kind: str) -> Callable[[Any], bool]:
         info = np.iinfo(kind.lower())  # INT64 -> int64 ...
         low, high = int(info.min), int(info.max)
         return lambda cell: type(cell) is int and low <= cell <= high
-    return lambda cell: type(cell) is int or type(cell) is float
+    top = float(np.finfo(NUMPY_TYPES[kind]).max)
+    return lambda cell: (
+        (type(cell) is int and abs(cell) <= top)
+        or (type(cell) is float and (abs(cell) <= top or not math.isfinite(cell)))
+    )
 
 
 def _flatten(data: Any, name: str) -> list[Any]:  # noqa: ANN401 - untrusted JSON
