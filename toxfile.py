@@ -1,9 +1,11 @@
 """tox plugin of this workspace (tox loads ``toxfile.py`` by itself).
 
 - The per-package envs are generated from the workspace's members (``tools/workspace.py``), in
-  dependency order: ``<pkg>-test``, ``<pkg>-lowest`` and ``<pkg>-test-py3XX`` for each member,
-  ahead of the envs ``tox.toml`` lists. Each env gets ``{member}`` (the package's name) and
-  ``{member_dir}`` (its folder) to use in ``tox.toml``; a new member needs no edit there.
+  dependency order: ``<pkg>-test``, ``<pkg>-lowest``, ``<pkg>-<extra>`` (the same tests with
+  one of its extras installed: ``[tool.workspace] test-extras`` in its pyproject) and
+  ``<pkg>-test-py3XX`` for each member, ahead of the envs ``tox.toml`` lists. Each env gets
+  ``{member}`` (the package's name) and ``{member_dir}`` (its folder) to use in ``tox.toml``,
+  and an extra's env that extra; a new member or extra needs no edit there.
 - ``tox --affected REF`` runs only the envs that a change since the git ref ``REF`` affects
   (``tools/affected.py``).
 - An env asked for by name (``tox -e features-test-py312``) whose Python is missing stops with
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from tox.config.cli.parser import ToxParser
+from tox.config.loader.memory import MemoryLoader
 from tox.config.sets import ConfigSet, EnvConfigSet
 from tox.config.types import EnvList
 from tox.plugin import impl
@@ -98,9 +101,14 @@ def _visible(version: str) -> bool:
 
 @impl
 def tox_add_env_config(env_conf: EnvConfigSet, state: State) -> None:
-    """``{member}``/``{member_dir}`` for every env; stop at once, in one line, when an env
-    named on the command line has no interpreter."""
+    """``{member}``/``{member_dir}`` for every env, and its extra for a ``<pkg>-<extra>`` env
+    (uv sync --extra); stop at once, in one line, when an env named on the command line has
+    no interpreter."""
     member = workspace.member_of_env(env_conf.name or "") or ""
+    extra = workspace.extra_of_env(env_conf.name or "")
+    if extra:  # ahead of tox.toml's loaders: this env's extras and description
+        description = f"{member} tests with its {extra} extra installed"
+        env_conf.loaders.insert(0, MemoryLoader(extras=[extra], description=description))
     env_conf.add_config(
         keys=["member"], of_type=str, default=member, desc="the workspace member this env tests"
     )

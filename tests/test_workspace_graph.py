@@ -49,6 +49,26 @@ def test_members_and_order_are_the_workspace_s() -> None:
     }
 
 
+def test_an_extra_listed_for_tests_gets_its_own_env() -> None:
+    """model lists its fast extra in ``[tool.workspace] test-extras``: tox runs its tests again
+    in model-fast, right after model-lowest, synced with ``--extra fast``; CI's plain `tox`
+    runs it with the others."""
+    envs = workspace.package_envs(ROOT)
+    assert envs.index("model-fast") == envs.index("model-lowest") + 1
+    assert workspace.extras_tested("model", ROOT) == ["fast"]
+    assert workspace.member_of_env("model-fast", ROOT) == "model"
+    assert workspace.extra_of_env("model-fast", ROOT) == "fast"
+    assert workspace.extra_of_env("model-test", ROOT) is None
+    assert workspace.extra_of_env("serving-fast", ROOT) is None  # serving lists none
+    tox = shutil.which("tox")
+    assert tox is not None, "tox must be on PATH (it runs this test)"
+    shown = run([tox, "config", "-e", "model-fast", "-k", "extras", "package_root"], ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert "extras = fast" in shown.stdout
+    assert f"package_root = {ROOT / 'packages' / 'model'}" in shown.stdout
+    assert "model-fast" in run([tox, "-l"], ROOT).stdout.split()
+
+
 def tox_env() -> dict[str, str]:
     """This environment minus what ties tox or uv to the env running the tests."""
     drop = {"UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV"}

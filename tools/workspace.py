@@ -70,18 +70,39 @@ def dependents(names: set[str], root: Path = ROOT) -> set[str]:
 PYTHON_MATRIX = ("py311", "py312", "py313")  # every package's tests run on each of these
 
 
+def extras_tested(name: str, root: Path = ROOT) -> list[str]:
+    """The extras a member's tests run with too, each in its own env ``<name>-<extra>``:
+    ``test-extras`` of ``[tool.workspace]`` in its pyproject, each one of its extras."""
+    project = pyproject(name, root)
+    extras = list(project.get("tool", {}).get("workspace", {}).get("test-extras", []))
+    declared = project["project"].get("optional-dependencies", {})
+    wrong = [e for e in extras if e not in declared or e in {"test", "lowest"}]
+    if wrong:
+        msg = f"{name}: [tool.workspace] test-extras {wrong} are not extras of it"
+        raise ValueError(msg)
+    return extras
+
+
 def package_envs(root: Path = ROOT, only: Collection[str] | None = None) -> list[str]:
     """The per-package tox envs (toxfile.py generates them), members in dependency order:
-    ``<pkg>-test``, ``<pkg>-lowest``, then ``<pkg>-test-py3XX``; of ``only`` those members
-    when given."""
+    ``<pkg>-test``, ``<pkg>-lowest``, ``<pkg>-<extra>`` for each of its :func:`extras_tested`,
+    then ``<pkg>-test-py3XX``; of ``only`` those members when given."""
     names = [name for name in order(root) if only is None or name in only]
-    envs = [f"{name}-{kind}" for name in names for kind in ("test", "lowest")]
+    kinds = {name: ["test", "lowest", *extras_tested(name, root)] for name in names}
+    envs = [f"{name}-{kind}" for name in names for kind in kinds[name]]
     return envs + [f"{name}-test-{python}" for name in names for python in PYTHON_MATRIX]
 
 
 def member_of_env(env: str, root: Path = ROOT) -> str | None:
     """The member a per-package env tests, or None for any other env."""
     return next((m for m in order(root) if env in package_envs(root, [m])), None)
+
+
+def extra_of_env(env: str, root: Path = ROOT) -> str | None:
+    """The extra a ``<pkg>-<extra>`` env installs, or None for any other env."""
+    member = member_of_env(env, root)
+    extra = env.removeprefix(f"{member}-") if member else None
+    return extra if member and extra in extras_tested(member, root) else None
 
 
 def scripts(root: Path = ROOT) -> dict[str, list[str]]:
