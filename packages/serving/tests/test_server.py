@@ -479,3 +479,42 @@ def test_a_request_with_both_content_length_and_transfer_encoding_is_refused(
     assert 'serving_requests_total{route="(server)",status="400"} 1.0' in metrics
     assert "smuggled" not in log.read_text()
     assert reason in log.read_text()
+
+
+def _cut_within(sock: socket.socket, seconds: float) -> OSError | None:
+    """Keep sending a byte at a time, as a client still writing would, until the connection
+    fails (the server closed it: reset, broken pipe) or ``seconds`` pass (None)."""
+    sock.settimeout(1)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"x")
+        except OSError as error:
+            return error
+        time.sleep(0.05)
+    return None
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"\x00\x01\x02 garbage\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n"],
+    ids=["not http", "bad header"],
+)
+def test_a_request_head_that_cannot_be_parsed_closes_at_once(
+    artifact_path: Path, tmp_path: Path, head: bytes
+) -> None:
+    """Lingering (reading what a client still sends after an early answer) is for a body on
+    its way: a head that cannot be parsed gets its 400 and the connection closed at once, not
+    held until body_timeout (120 s here, far above the 30 s allowed)."""
+    env = {"SERVING_BODY_TIMEOUT": "120"}
+    with ServerProcess(["--artifact", str(artifact_path)], log=tmp_path / "s.log", env=env) as live:
+        with _connect(live, head) as sock:
+            assert _closed_by_server(sock).startswith(b"HTTP/1.1 400 ")
+            cut = _cut_within(sock, 30)
+        assert isinstance(cut, ConnectionResetError | BrokenPipeError), cut
+        # A body that goes wrong mid-way was on its way: that connection still lingers.
+        chunked = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+        with _connect(live, chunked + b"zz\r\n") as sock:
+            assert _closed_by_server(sock).startswith(b"HTTP/1.1 400 ")
+            assert _cut_within(sock, 3) is None
+        assert live.request("/health") == (200, {"status": "ok"})

@@ -9,7 +9,8 @@ and ``Transfer-Encoding`` (the framing a proxy and this server could read differ
 request smuggling), and closes a connection whose request body is still arriving (a 413 sent
 before a huge body was read) the way nginx's lingering close does: it sends the answer, then
 reads and discards what the client still sends, bounded in bytes and time, so that a client
-that writes its whole body before reading gets the answer instead of a connection reset.
+that writes its whole body before reading gets the answer instead of a connection reset. Only
+a body on its way lingers: a request head that cannot be parsed closes at once.
 """
 
 from __future__ import annotations
@@ -59,10 +60,18 @@ class _StrictConnection(h11.Connection):
     (RFC 9112 6.1: its framing is faulty). The refusal's reason is kept for the 400."""
 
     refusal: str | None = None
+    failed_in: object = None
+    """The client's state (an h11 state) when what it sent could not be parsed: after that
+    h11 says only ``ERROR``, and only a client failing in ``SEND_BODY`` was sending a body."""
 
     def next_event(self) -> Any:  # noqa: ANN401 - h11's event, or one of its sentinels
         """The next event; :class:`h11.RemoteProtocolError` for a request framed ambiguously."""
-        event = super().next_event()
+        before = self.their_state
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError:
+            self.failed_in = before
+            raise
         if isinstance(event, h11.Request):
             names = {name for name, _ in event.headers}
             if b"transfer-encoding" in names:
@@ -149,14 +158,18 @@ class GuardedH11Protocol(H11Protocol):
         self._arm()
 
     def close(self) -> None:
-        """Close the connection: at once when the client has nothing more to send; else
-        (an answer sent before the request's body was read, a request refused mid-way) after
-        the answer, half-closing the connection and discarding what still arrives, until the
-        client closes its end, :data:`DRAIN_BYTES` arrived or ``body_timeout`` passed."""
+        """Close the connection: at once when the client is not sending a body (nothing more
+        to send, or a request head that could not be parsed); else (an answer sent before the
+        request's body was read, a body refused mid-way) after the answer, half-closing the
+        connection and discarding what still arrives, until the client closes its end,
+        :data:`DRAIN_BYTES` arrived or ``body_timeout`` passed."""
         transport = self._raw
         if self.lingering or transport.is_closing():
             return
-        unread = self.conn.their_state in {h11.SEND_BODY, h11.ERROR}
+        state: object = self.conn.their_state
+        if state is h11.ERROR and isinstance(self.conn, _StrictConnection):
+            state = self.conn.failed_in
+        unread = state is h11.SEND_BODY
         if not unread or self._shutting_down or not transport.can_write_eof():
             transport.close()
             return
