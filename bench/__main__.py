@@ -1,5 +1,5 @@
 """Run the benchmarks: `python -m bench [envsetup] [batch] [latency] [startup] [training]
-[trees] [dask]`."""
+[trees] [dask] [kernel] [--rows N]` (``--rows``: the kernel benchmark's rows, 1M by default)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import batch, dask_engine, envsetup, latency, startup, trees
+from bench import batch, dask_engine, envsetup, latency, startup, tree_kernel, trees
 from bench.common import ROOT, machine
 from model import TrainConfig, load_artifact, save_result, train
 
-ALL = ("envsetup", "batch", "latency", "startup", "training", "trees", "dask")
+ALL = ("envsetup", "batch", "latency", "startup", "training", "trees", "dask", "kernel")
 
 
 def main(names: list[str]) -> int:
     """Run the named benchmarks (all by default) and print their figures."""
+    rows = 1_000_000
+    if "--rows" in names:
+        at = names.index("--rows")
+        if at + 1 >= len(names) or not names[at + 1].isdigit():
+            print("--rows takes a number of rows")
+            return 2
+        rows = int(names[at + 1])
+        names = names[:at] + names[at + 2 :]
     unknown = sorted(set(names) - set(ALL))
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(ALL)}")
@@ -42,6 +50,8 @@ def main(names: list[str]) -> int:
             trees.run(artifact, work)
         if "dask" in chosen:
             dask_engine.run(artifact, work)
+        if "kernel" in chosen:
+            tree_kernel.run(work, rows=rows)
     print(f"\nall benchmarks done in {time.perf_counter() - started:.0f} s")
     return 0
 
