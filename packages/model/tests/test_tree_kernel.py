@@ -34,6 +34,7 @@ needs_numba = pytest.mark.skipif(
     not HAS_NUMBA, reason="numba is not installed (the model[fast] extra: tox -e model-fast)"
 )
 
+
 def test_the_extra_s_env_runs_the_kernel_tests() -> None:
     """In tox's model-fast env (the extra installed) none of the tests below may skip."""
     if os.environ.get("TOX_ENV_NAME", "").endswith("-fast"):
