@@ -225,3 +225,15 @@ def test_tox_affected_runs_only_the_selected_envs(repo: Path) -> None:
         check=True,
     )
     assert printed.stdout == "serving\n"
+
+
+def test_the_tests_sources_are_read_only_when_a_doc_changed(repo: Path) -> None:
+    """Every test file was read on each call, docs changed or not. A test file that cannot be
+    read (a dangling link) shows which calls read them."""
+    (repo / "tests" / "unreadable.py").symlink_to(repo / "tests" / "gone.py")
+    append(repo / "packages/model/src/model/cli.py", "\n# changed\n")
+    commit(repo, "a source change and a dangling test file")
+    assert affected.select("base", repo)[0] == {"model", "serving"}
+    (repo / "docs" / GUIDE).write_text("# A new guide\n")
+    with pytest.raises(FileNotFoundError, match=r"unreadable\.py"):
+        affected.select("base", repo)  # a doc changed: the tests are read now

@@ -28,12 +28,13 @@ starting with ``-`` is refused (git would read it as an option).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -144,9 +145,9 @@ def readers(path: str, sources: dict[str, str]) -> set[str]:
     return {suite for suite, text in sources.items() if pattern.search(text)}
 
 
-def _selects(path: str, root: Path, sources: dict[str, str]) -> set[str]:
+def _selects(path: str, root: Path, sources: Callable[[], dict[str, str]]) -> set[str]:
     """What one changed file selects: member names, env names, ``TESTS_OF`` a member, or
-    EVERYTHING."""
+    EVERYTHING; the tests' ``sources`` are asked for (read) only for a docs file."""
     parts = PurePosixPath(path)
     for name, folder in workspace.members(root).items():
         if parts.is_relative_to(folder.relative_to(root).as_posix()):
@@ -155,9 +156,9 @@ def _selects(path: str, root: Path, sources: dict[str, str]) -> set[str]:
     if path == "uv.lock":
         return {"uv.lock"}
     if path == "README.md":
-        return {"release-check"} | readers(path, sources)
+        return {"release-check"} | readers(path, sources())
     if top == "docs" or parts.suffix == ".md":
-        return readers(path, sources)
+        return readers(path, sources())
     return {
         "tests": {"integration"},
         "tools": {"integration", "release-check", "type"},
@@ -170,7 +171,7 @@ def select(ref: str, root: Path = ROOT) -> tuple[set[str], set[str]]:
     read a changed doc) and the other envs the changes since ``ref`` select; both hold
     :data:`EVERYTHING` when a shared file changed."""
     base, files = changed_files(ref, root)
-    sources = suite_sources(root)
+    sources = functools.cache(lambda: suite_sources(root))  # read once, if a doc changed
     picked: set[str] = set()
     for path in files:
         picked |= _selects(path, root, sources)
