@@ -192,3 +192,27 @@ def test_without_a_compiled_form_the_record_scikit_learn_cannot_take_is_refused(
     summary = score_file(artifact, source, tmp_path / "scores.csv")
     assert (summary.scored_rows, summary.rejected_rows) == (2, 1)
     assert beyond in rejects_path(tmp_path / "scores.csv").read_text()
+
+
+def test_a_refused_self_check_says_why_in_one_line(
+    classifier: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The start-up self-check predicts each feature's sample value (here the midpoint of
+    bounds far beyond the training data): when the model refuses that record, the log says
+    why in one line ("RuntimeError: []" and a traceback said nothing), and /ready stays 503."""
+    artifact = load_artifact(classifier)
+    far = [
+        c.model_copy(update={"min": 1e307, "max": 1e307}) if c.name == "flipper_length_mm" else c
+        for c in artifact.spec.features
+    ]
+    far_off = dataclasses.replace(artifact, spec=artifact.spec.model_copy(update={"features": far}))
+    capfd.readouterr()
+    with TestClient(create_app(Settings(), far_off)) as client:
+        assert client.get("/ready").status_code == 503
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line[:1] == "{"]
+    errors = [e for e in lines if e["level"] == "error" and e["logger"] == "serving.app"]
+    assert [e["message"] for e in errors] == [
+        "self-check prediction refused: the model's class probabilities are not finite numbers"
+        " (a value far outside the data it was trained on?); /ready stays 503"
+    ]
+    assert not any("traceback" in e for e in errors)

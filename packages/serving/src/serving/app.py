@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from uvicorn.config import STARTUP_FAILURE
 
 import serving
-from features import ValidRows, edge_records, validate
+from features import edge_records, validate
 from model import Artifact, ArtifactError, ModelError, Prediction, load_artifact_or_default
 from serving import mlflow_protocol, open_inference
 from serving.door import Door
@@ -139,14 +139,14 @@ def create_app(settings: Settings | None = None, artifact: Artifact | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            rows = _self_check_rows(artifact)
-            check = await run_in_threadpool(lambda: predict_items(artifact, artifact.predict(rows)))
-            if len(check) != 1:
-                raise RuntimeError(check)  # noqa: TRY301 - logged just below
+            refused = await run_in_threadpool(_self_check, artifact)
         except Exception:
             LOG.exception("self-check prediction failed; /ready stays 503")
         else:
-            ready.set()
+            if refused:  # the model's reason says it all: one line, no traceback
+                LOG.error("self-check prediction refused: %s; /ready stays 503", refused)
+            else:
+                ready.set()
         yield
 
     app = FastAPIOffline(  # /docs and /redoc work without internet: their assets are served here
@@ -282,9 +282,18 @@ def _document_request(app: FastAPI, request_model: type[BaseModel]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _self_check_rows(artifact: Artifact) -> ValidRows:
-    """One record made of each feature's sample value (midpoint, first category...)."""
-    return validate(artifact.spec, edge_records(artifact.spec)[:1], source="self-check").valid
+def _self_check(artifact: Artifact) -> str:
+    """Predict one record made of each feature's sample value (midpoint, first category...)
+    and answer it as ``/v1/predict`` would: why the record is refused (invalid, or no finite
+    prediction), or ``""`` when it is answered."""
+    result = validate(artifact.spec, edge_records(artifact.spec)[:1], source="self-check")
+    if not len(result.valid):
+        return "the sample record is invalid: " + "; ".join(result.report.reasons_by_row()[1])
+    predicted = artifact.predict(result.valid)
+    if len(predicted.rows) != 1:
+        return predicted.reason or "no prediction for the sample record"
+    predict_items(artifact, predicted)
+    return ""
 
 
 def app_from_env() -> FastAPI:
