@@ -82,21 +82,40 @@ _cache = CACHE is not None
 
 
 @numba.njit(cache=_cache)
+def _missing(X: np.ndarray, start: int, stop: int) -> bool:
+    """Whether rows ``start:stop`` of ``X`` (features by rows) hold a missing value (NaN)."""
+    for feature in range(X.shape[0]):
+        for row in range(start, stop):
+            if np.isnan(X[feature, row]):
+                return True
+    return False
+
+
+@numba.njit(cache=_cache)
 def _walk(  # noqa: PLR0917
-    X: np.ndarray, start: int, at: np.ndarray, nodes: np.ndarray, root: int, depth: int
+    X: np.ndarray,
+    start: int,
+    at: np.ndarray,
+    nodes: np.ndarray,
+    root: int,
+    depth: int,
+    missing: bool,
 ) -> None:
     """Walk rows ``start:start + len(at)`` of ``X`` (features by rows) down one tree into
-    ``at``: ``x > threshold`` goes right, a missing value (NaN) where its bit says, anything
-    else (ties too) left. All rows step together, one level a step and without a branch (a
-    leaf is its own left child, so rows that reached one stay): for the first
-    :data:`ALL_ROWS_LEVELS` levels every row, then only the rows not yet at a leaf."""
+    ``at``: ``x > threshold`` goes right, a missing value (NaN) where its bit says (looked at
+    only when the rows hold one: ``missing``), anything else (ties too) left. All rows step
+    together, one level a step and without a branch (a leaf is its own left child, so rows
+    that reached one stay): for the first :data:`ALL_ROWS_LEVELS` levels every row, then only
+    the rows not yet at a leaf."""
     for row in range(len(at)):
         at[row] = root
     for _ in range(min(depth, ALL_ROWS_LEVELS)):
         for row in range(len(at)):
             node = nodes[at[row]]
             x = X[node.feature >> 1, start + row]
-            right = np.int32(x > node.threshold) | (np.int32(np.isnan(x)) & (node.feature & 1))
+            right = np.int32(x > node.threshold)
+            if missing:
+                right |= np.int32(np.isnan(x)) & (node.feature & 1)
             at[row] = node.left + right
     if depth <= ALL_ROWS_LEVELS:
         return
@@ -111,7 +130,9 @@ def _walk(  # noqa: PLR0917
             row = active[i]
             node = nodes[at[row]]
             x = X[node.feature >> 1, start + row]
-            right = np.int32(x > node.threshold) | (np.int32(np.isnan(x)) & (node.feature & 1))
+            right = np.int32(x > node.threshold)
+            if missing:
+                right |= np.int32(np.isnan(x)) & (node.feature & 1)
             step = node.left + right
             at[row] = step
             active[kept] = row
@@ -134,8 +155,9 @@ def _forest_block(  # noqa: PLR0917
     order, from the first tree's value (from 0.0, -0.0 would become 0.0), divided by the
     number of trees, as :meth:`model.trees.CompiledTrees._walk` computes it."""
     at = np.empty(stop - start, dtype=np.int32)
+    missing = _missing(X, start, stop)
     for tree in range(len(roots)):
-        _walk(X, start, at, nodes, roots[tree], depth[tree])
+        _walk(X, start, at, nodes, roots[tree], depth[tree], missing)
         if tree == 0:
             for row in range(len(at)):
                 for k in range(value.shape[1]):
@@ -168,8 +190,9 @@ def _boosting_block(  # noqa: PLR0917
     for row in range(start, stop):
         for k in range(len(baseline)):
             out[row, k] = baseline[k]
+    missing = _missing(X, start, stop)
     for tree in range(len(roots)):
-        _walk(X, start, at, nodes, roots[tree], depth[tree])
+        _walk(X, start, at, nodes, roots[tree], depth[tree], missing)
         column = output[tree]
         for row in range(len(at)):
             out[start + row, column] += value[at[row], 0]
