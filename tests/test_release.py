@@ -59,6 +59,22 @@ def test_bump_updates_dependents_and_lock(snapshot: Path) -> None:
     assert lock.returncode == 0, lock.stderr
 
 
+def test_a_minor_bump_widens_a_dependent_s_extra_too(snapshot: Path) -> None:
+    """serving's fast extra requires model[fast] with a range: a minor bump of model widens it
+    beside the plain dependency, or the re-lock could not resolve serving[fast]."""
+    fragment(snapshot, "model", "A faster kernel.")
+    changes = release.bump("model", "minor", snapshot)
+    assert changes[1:] == [
+        "serving: requires model>=0.2,<0.3 (bump serving too)",
+        "serving: requires model[fast]>=0.2,<0.3 (bump serving too)",
+    ]
+    text = (snapshot / "packages/serving/pyproject.toml").read_text()
+    assert '"model>=0.2,<0.3"' in text
+    assert 'fast = ["model[fast]>=0.2,<0.3"]' in text
+    lock = subprocess.run(["uv", "lock", "--check"], cwd=snapshot, capture_output=True, check=False)
+    assert lock.returncode == 0, lock.stderr
+
+
 def test_patch_bump_within_range_leaves_dependents(snapshot: Path) -> None:
     fragment(snapshot, "model", "A fix.", "bugfix")
     assert release.bump("model", "patch", snapshot) == [

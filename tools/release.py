@@ -213,17 +213,22 @@ def assembled_changelog(
 
 
 def widened_ranges(name: str, new: Version, root: Path = ROOT) -> tuple[dict[Path, str], list[str]]:
-    """The pyprojects of the dependents whose requirement on ``name`` excludes ``new``, with
-    that requirement widened to :func:`compatible_range`, and a line for each."""
+    """The pyprojects of the dependents whose requirement on ``name`` (a dependency, or in one
+    of their extras, such as serving's ``model[fast]``) excludes ``new``, with that requirement
+    widened to :func:`compatible_range` (its extras and marker kept), and a line for each."""
     texts: dict[Path, str] = {}
     lines = []
     for dependent in workspace.order(root):
         path = workspace.members(root)[dependent] / "pyproject.toml"
-        for raw in workspace.pyproject(dependent, root)["project"]["dependencies"]:
+        project = workspace.pyproject(dependent, root)["project"]
+        extras = project.get("optional-dependencies", {}).values()
+        for raw in [*project["dependencies"], *(r for extra in extras for r in extra)]:
             requirement = Requirement(raw)
             if requirement.name != name or requirement.specifier.contains(new):
                 continue
-            updated = f"{name}{compatible_range(new)}"
+            wanted = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+            marker = f"; {requirement.marker}" if requirement.marker else ""
+            updated = f"{name}{wanted}{compatible_range(new)}{marker}"
             text = texts.get(path, path.read_text())
             if text.count(f'"{raw}"') != 1:
                 msg = f"{path.relative_to(root)}: cannot find the requirement {raw!r} to update"
