@@ -311,13 +311,17 @@ def rewrite_wheel(wheel: Path, edit: Callable[[str, bytes], bytes | None]) -> No
 
 
 def set_requirement(sibling: str, new: str) -> Callable[[str, bytes], bytes | None]:
-    """An edit that replaces the METADATA's one ``Requires-Dist`` on ``sibling`` by ``new``."""
+    """An edit that replaces the METADATA's one unconditional ``Requires-Dist`` on ``sibling``
+    (not an extra's, such as ``model[fast]; extra == 'fast'``) by ``new``."""
 
     def edit(name: str, data: bytes) -> bytes | None:
         if not name.endswith(".dist-info/METADATA"):
             return data
         text, count = re.subn(
-            rf"^Requires-Dist: {sibling}\b.*$", f"Requires-Dist: {new}", data.decode(), flags=re.M
+            rf"^Requires-Dist: {sibling}(?![\w.\[-])[^;\n]*$",
+            f"Requires-Dist: {new}",
+            data.decode(),
+            flags=re.M,
         )
         assert count == 1, text
         return text.encode()
